@@ -1,0 +1,1 @@
+//! rkube-apiserver: the Kubernetes API server (being written).
