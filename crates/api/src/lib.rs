@@ -4,10 +4,21 @@
 //!   kind, plural, scope, short names, subresources). Discovery, routing, OpenAPI and the
 //!   storage layout all read it, so a resource is added in exactly one place.
 //! - [`selector`]: label and field selector parsing and matching, with upstream's syntax.
+//! - [`schema`]: the OpenAPI schemas of every served kind, with the `x-kubernetes-*`
+//!   extensions (patch strategy, merge key, list type, group-version-kind).
+//! - [`openapi`]: the `/openapi/v2` and `/openapi/v3` documents built from [`schema`].
+//! - [`strategic`]: strategic merge patch, driven by the schemas' patch metadata.
+//! - [`defaults`]: defaulting as kube-apiserver does it, per kind.
+//! - [`printers`]: the `meta.k8s.io/v1` Table columns and rows kube-apiserver prints.
 //! - [`ObjectKey`]: a namespace/name pair.
 
+pub mod defaults;
+pub mod openapi;
+pub mod printers;
 pub mod resources;
+pub mod schema;
 pub mod selector;
+pub mod strategic;
 
 use std::fmt;
 
