@@ -30,7 +30,7 @@ use std::sync::LazyLock;
 use schemars::generate::SchemaSettings;
 use serde_json::{json, Map, Value};
 
-pub use patch_meta::{FieldMeta, ListType, MapType, PatchStrategy};
+pub use patch_meta::{DefinitionMeta, FieldMeta, ListType, MapType, PatchStrategy};
 
 use crate::resources::{self, ResourceInfo};
 
@@ -103,19 +103,19 @@ pub fn scale_definition_name() -> String {
 /// Upstream's merge metadata of `property` of `definition` (`io.k8s.api.core.v1.PodSpec`,
 /// `containers`); `None` when upstream declares none (a plain field, replaced on patch).
 pub fn field_meta(definition: &str, property: &str) -> Option<&'static FieldMeta> {
-    if property == patch_meta::SELF {
-        return None;
-    }
-    patch_meta::META.get(definition)?.get(property)
+    patch_meta::META.properties.get(definition)?.get(property)
 }
 
 /// The `x-kubernetes-map-type` upstream puts on a whole struct (`atomic` on `LabelSelector`,
 /// `ObjectReference`, ...): such a struct is replaced whole by server-side apply.
 pub fn definition_map_type(definition: &str) -> Option<MapType> {
-    patch_meta::META
-        .get(definition)?
-        .get(patch_meta::SELF)?
-        .map_type
+    definition_meta(definition)?.map_type
+}
+
+/// What upstream declares about a whole definition (required properties, map type); `None`
+/// for a definition upstream does not have.
+pub fn definition_meta(definition: &str) -> Option<&'static DefinitionMeta> {
+    patch_meta::META.definitions.get(definition)
 }
 
 /// The definition a property's value refers to, looking through `allOf`, array `items` and
@@ -285,21 +285,31 @@ fn tag_extra_kinds(defs: &mut Map<String, Value>) {
     }
 }
 
-/// Adds upstream's merge metadata to every property (and struct) the table names.
+/// Adds upstream's merge metadata to every property (and struct) the table names, and puts
+/// upstream's `required` lists in place of k8s-openapi's (which require every non-optional
+/// Rust field, `metadata` of every kind included, where upstream requires none).
 fn inject_patch_meta(defs: &mut Map<String, Value>) {
-    for (definition, properties) in patch_meta::META.iter() {
-        let Some(schema) = defs.get_mut(*definition).and_then(Value::as_object_mut) else {
+    for (name, schema) in defs.iter_mut() {
+        let Some(schema) = schema.as_object_mut() else {
+            continue;
+        };
+        if let Some(own) = definition_meta(name) {
+            schema.remove("required");
+            if !own.required.is_empty() {
+                schema.insert("required".into(), own.required.clone().into());
+            }
+            if let Some(map_type) = own.map_type {
+                schema.insert("x-kubernetes-map-type".into(), map_type.as_str().into());
+            }
+        }
+        let Some(properties) = patch_meta::META.properties.get(name.as_str()) else {
             continue;
         };
         for (property, meta) in properties {
-            let target = if *property == patch_meta::SELF {
-                Some(&mut *schema)
-            } else {
-                schema
-                    .get_mut("properties")
-                    .and_then(|p| p.get_mut(*property))
-                    .and_then(Value::as_object_mut)
-            };
+            let target = schema
+                .get_mut("properties")
+                .and_then(|p| p.get_mut(*property))
+                .and_then(Value::as_object_mut);
             if let Some(target) = target {
                 for (key, value) in meta.extensions() {
                     target.insert(key.into(), value);

@@ -1,5 +1,5 @@
-//! Upstream's merge metadata for every definition property: patch strategy, merge key, list
-//! type, list map keys and map type.
+//! Upstream's merge metadata for every definition property (patch strategy, merge key, list
+//! type, list map keys, map type) and for every definition (required properties, map type).
 //!
 //! `k8s-openapi` drops these `x-kubernetes-*` extensions, so they come from a table
 //! (`patch_meta.tsv`) that `gen_patch_meta.py` prints from kube-apiserver v1.33's swagger
@@ -138,30 +138,66 @@ impl FieldMeta {
     }
 }
 
-/// The property name under which a definition's own metadata is filed.
-pub(crate) const SELF: &str = ".";
+/// What upstream declares about a whole definition.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DefinitionMeta {
+    /// The required properties, in upstream's order.
+    pub required: Vec<&'static str>,
+    /// `x-kubernetes-map-type` of the struct itself (`atomic` on `LabelSelector`).
+    pub map_type: Option<MapType>,
+}
 
-type Table = HashMap<&'static str, HashMap<&'static str, FieldMeta>>;
+/// The property name under which a definition's own line is filed in the table.
+const SELF: &str = ".";
 
-/// definition -> property (or [`SELF`]) -> metadata.
+/// definition -> property -> metadata, and definition -> its own metadata.
+#[derive(Debug, Default)]
+pub(crate) struct Table {
+    pub properties: HashMap<&'static str, HashMap<&'static str, FieldMeta>>,
+    pub definitions: HashMap<&'static str, DefinitionMeta>,
+}
+
 pub(crate) static META: LazyLock<Table> = LazyLock::new(|| parse(TABLE));
 
 fn optional(cell: &'static str) -> Option<&'static str> {
     (cell != "-" && !cell.is_empty()).then_some(cell)
 }
 
+fn list(cell: &'static str) -> Vec<&'static str> {
+    optional(cell)
+        .map(|k| k.split(',').collect())
+        .unwrap_or_default()
+}
+
+fn map_type(cell: &'static str) -> Option<MapType> {
+    match optional(cell)? {
+        "atomic" => Some(MapType::Atomic),
+        "granular" => Some(MapType::Granular),
+        _ => None,
+    }
+}
+
 fn parse(text: &'static str) -> Table {
-    let mut table: Table = HashMap::new();
+    let mut table = Table::default();
     for line in text
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
     {
         let cells: Vec<&'static str> = line.split('\t').collect();
-        let [definition, property, strategy, merge_key, list_type, map_keys, map_type] = cells[..]
+        let [definition, property, strategy, merge_key, list_type, map_keys, map_type_cell] =
+            cells[..]
         else {
             // The table is generated; a malformed line is skipped rather than trusted.
             continue;
         };
+        if property == SELF {
+            let meta = DefinitionMeta {
+                required: list(map_keys),
+                map_type: map_type(map_type_cell),
+            };
+            table.definitions.insert(definition, meta);
+            continue;
+        }
         let meta = FieldMeta {
             patch_strategy: optional(strategy)
                 .map(PatchStrategy::parse)
@@ -173,16 +209,14 @@ fn parse(text: &'static str) -> Table {
                 "map" => Some(ListType::Map),
                 _ => None,
             }),
-            list_map_keys: optional(map_keys)
-                .map(|k| k.split(',').collect())
-                .unwrap_or_default(),
-            map_type: optional(map_type).and_then(|t| match t {
-                "atomic" => Some(MapType::Atomic),
-                "granular" => Some(MapType::Granular),
-                _ => None,
-            }),
+            list_map_keys: list(map_keys),
+            map_type: map_type(map_type_cell),
         };
-        table.entry(definition).or_default().insert(property, meta);
+        table
+            .properties
+            .entry(definition)
+            .or_default()
+            .insert(property, meta);
     }
     table
 }
@@ -195,26 +229,29 @@ mod tests {
     fn parses_combined_strategies_and_key_lists() {
         let table = parse(
             "# header\nio.x.A\tvolumes\tmerge,retainKeys\tname\tmap\tname,protocol\t-\n\
-             io.x.A\t.\t-\t-\t-\t-\tatomic\n",
+             io.x.A\t.\t-\t-\t-\tname,kind\tatomic\n",
         );
-        let volumes = &table["io.x.A"]["volumes"];
+        let volumes = &table.properties["io.x.A"]["volumes"];
         assert!(volumes.patch_strategy.merge && volumes.patch_strategy.retain_keys);
         assert!(!volumes.patch_strategy.replace);
         assert_eq!(volumes.patch_strategy.as_extension(), "merge,retainKeys");
         assert_eq!(volumes.patch_merge_key, Some("name"));
         assert_eq!(volumes.list_type, Some(ListType::Map));
         assert_eq!(volumes.list_map_keys, vec!["name", "protocol"]);
-        assert_eq!(table["io.x.A"][SELF].map_type, Some(MapType::Atomic));
+        let own = &table.definitions["io.x.A"];
+        assert_eq!(own.map_type, Some(MapType::Atomic));
+        assert_eq!(own.required, vec!["name", "kind"]);
     }
 
     #[test]
     fn the_committed_table_is_non_trivial_and_well_formed() {
-        let rows: usize = META.values().map(HashMap::len).sum();
+        let rows: usize =
+            META.properties.values().map(HashMap::len).sum::<usize>() + META.definitions.len();
         let lines = TABLE.lines().filter(|l| !l.starts_with('#')).count();
         assert_eq!(
             rows, lines,
             "every line of patch_meta.tsv parses into one entry"
         );
-        assert!(rows > 300, "only {rows} rows");
+        assert!(rows > 1000, "only {rows} rows");
     }
 }

@@ -211,6 +211,25 @@ fn special_types_have_upstream_shapes() {
 }
 
 #[test]
+fn required_properties_are_upstreams() {
+    // k8s-openapi would require `metadata` (a non-optional Rust field); upstream does not.
+    assert!(definition("io.k8s.api.apps.v1.Deployment")
+        .get("required")
+        .is_none());
+    assert_eq!(
+        definition("io.k8s.api.rbac.v1.RoleBinding")["required"],
+        json!(["roleRef"])
+    );
+    assert_eq!(definition(POD_SPEC)["required"], json!(["containers"]));
+    assert_eq!(
+        definition("io.k8s.api.core.v1.SecretKeySelector")["required"],
+        json!(["key"])
+    );
+    let own = definition_meta("io.k8s.api.core.v1.Taint").expect("upstream has Taint");
+    assert_eq!(own.required, ["key", "effect"]);
+}
+
+#[test]
 fn definitions_are_sorted_by_name() {
     let names: Vec<&String> = definitions().keys().collect();
     let mut sorted = names.clone();
