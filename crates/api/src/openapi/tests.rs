@@ -296,3 +296,18 @@ fn reports_build_time() {
     );
     assert!(v2_document().json.len() > 1_000_000);
 }
+
+#[test]
+#[ignore = "writes the documents to $RKUBE_OPENAPI_DUMP for a manual kubectl check"]
+fn dump_documents() {
+    let Some(dir) = std::env::var_os("RKUBE_OPENAPI_DUMP") else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::write(dir.join("index.json"), v3_index().to_string()).expect("write");
+    for path in v3_index()["paths"].as_object().expect("paths").keys() {
+        let file = dir.join(format!("{}.json", path.replace('/', "_")));
+        std::fs::write(file, &v3_document(path).expect("served").json).expect("write");
+    }
+    std::fs::write(dir.join("v2.json"), &v2_document().json).expect("write");
+}
