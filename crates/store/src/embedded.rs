@@ -62,8 +62,9 @@ use writer::{Request, Writer};
 /// Tuning of an [`EmbeddedStore`]; the defaults suit a server.
 #[derive(Debug, Clone)]
 pub struct EmbeddedOptions {
-    /// Bytes of zeroed log space kept ahead of the write position (default 64 MiB, as
-    /// etcd's WAL segments). Smaller values suit tests with many small stores.
+    /// Bytes of zeroed log space kept ahead of the write position (default 16 MiB: about
+    /// 50k small writes between extensions, each of which writes and syncs this many zeros
+    /// inside one commit). Smaller values suit tests with many small stores.
     pub preallocate: u64,
     /// Most writes made durable by one sync (default 4096).
     pub max_batch: usize,
@@ -76,7 +77,7 @@ pub struct EmbeddedOptions {
 
 impl Default for EmbeddedOptions {
     fn default() -> Self {
-        EmbeddedOptions { preallocate: 64 << 20, max_batch: 4096, queue: 16384, watch_buffer: 1024 }
+        EmbeddedOptions { preallocate: 16 << 20, max_batch: 4096, queue: 16384, watch_buffer: 1024 }
     }
 }
 
