@@ -115,7 +115,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
     r("", "v1", "Endpoints", "endpoints", "endpoints", Namespaced, &["ep"], NONE, NONE),
     r("", "v1", "Event", "events", "event", Namespaced, &["ev"], NONE, NONE),
     r("", "v1", "LimitRange", "limitranges", "limitrange", Namespaced, &["limits"], NONE, NONE),
-    r("", "v1", "Namespace", "namespaces", "namespace", Cluster, &["ns"], NONE, STATUS),
+    r("", "v1", "Namespace", "namespaces", "namespace", Cluster, &["ns"], NONE, &["status", "finalize"]),
     r("", "v1", "Node", "nodes", "node", Cluster, &["no"], NONE, STATUS),
     r("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim",
         Namespaced, &["pvc"], NONE, STATUS),

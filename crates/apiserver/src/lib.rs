@@ -1,1 +1,102 @@
-//! rkube-apiserver: the Kubernetes API server (being written).
+//! rkube-apiserver: the Kubernetes API server.
+//!
+//! HTTPS only (rustls), with optional client certificates on the same port as
+//! kube-apiserver: a request with a certificate signed by the cluster CA is authenticated as
+//! its CN (user) and O (groups); a request without credentials gets 401, except
+//! `/healthz`, `/livez`, `/readyz` and `/version`.
+//!
+//! Modules: [`request`] parses paths, [`discovery`] answers discovery, [`registry`] is the
+//! generic registry over the [`rkube_store::Store`], [`watchcache`] serves lists and
+//! watches from memory, [`handlers`] is the HTTP glue, [`status`] the error bodies.
+
+pub mod discovery;
+pub mod handlers;
+pub mod namespace;
+pub mod registry;
+pub mod request;
+pub mod status;
+pub mod strategy;
+pub mod tls;
+pub mod watchcache;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rkube_store::Store;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use tls::Identity;
+
+/// What the API server needs to start.
+#[derive(Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// PEM of the serving certificate chain and its key.
+    pub serving_cert_pem: String,
+    pub serving_key_pem: String,
+    /// PEM of the CA whose client certificates are accepted.
+    pub client_ca_pem: String,
+    /// Service ClusterIP range.
+    pub service_cidr: (std::net::Ipv4Addr, u8),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("TLS configuration is invalid: {0}")]
+    Tls(String),
+    #[error("cannot listen on {addr}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("datastore failed during start-up")]
+    Store(#[from] rkube_store::Error),
+}
+
+/// The version `/version` reports: the Kubernetes API the k8s-openapi feature selects.
+pub fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "33",
+        "gitVersion": format!("v1.33.0+rkube-{}", env!("CARGO_PKG_VERSION")),
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "1970-01-01T00:00:00Z",
+        "goVersion": "rust",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, if cfg!(target_arch = "x86_64") { "amd64" } else { std::env::consts::ARCH }),
+    })
+}
+
+/// A running API server.
+pub struct Server {
+    pub local_addr: SocketAddr,
+    pub state: Arc<handlers::State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds, bootstraps the initial namespaces and starts serving.
+    pub async fn start(config: Config, store: Arc<dyn Store>, shutdown: CancellationToken) -> Result<Server, Error> {
+        let acceptor = tls::acceptor(&config)?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| Error::Listen { addr: config.listen, source })?;
+        let local_addr = listener.local_addr().map_err(|source| Error::Listen { addr: config.listen, source })?;
+        let registry = registry::Registry::new(store, registry::Config { service_cidr: config.service_cidr });
+        let state = Arc::new(handlers::State {
+            registry,
+            server_address: local_addr.to_string(),
+            ready: std::sync::atomic::AtomicBool::new(false),
+        });
+        let task = tokio::spawn(tls::serve(listener, acceptor, state.clone(), shutdown.clone()));
+        namespace::bootstrap(&state.registry).await?;
+        tokio::spawn(namespace::run_finalizer(state.clone(), shutdown));
+        state.ready.store(true, std::sync::atomic::Ordering::Release);
+        Ok(Server { local_addr, state, task })
+    }
+
+    /// Waits until the server has stopped (after the shutdown token fired).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}

@@ -1,1 +1,53 @@
-fn main() {}
+//! `rkube`: the single binary. `rkube server` runs the control plane (API server with the
+//! embedded datastore now; scheduler, controllers and the agent arrive with their issues);
+//! `rkube apiserver` runs the API server alone.
+
+mod server;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "rkube", version, about = "A Kubernetes-compatible container orchestrator in one binary.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the control plane on this machine: API server and the embedded datastore
+    /// (and, with later releases, scheduler, controller manager and a local agent).
+    Server(server::ServerArgs),
+    /// Run the API server alone (same flags as `server`).
+    Apiserver(server::ServerArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RKUBE_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rkube: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Server(args) => server::run(args, true).await,
+            Command::Apiserver(args) => server::run(args, false).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rkube: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,588 @@
+//! HTTP glue: routes a request to discovery, OpenAPI or the registry, decodes bodies,
+//! negotiates Table / PartialObjectMetadata output and streams watches.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use rkube_api::resources::ResourceInfo;
+use rkube_api::selector::{FieldSelector, LabelSelector};
+use serde_json::{json, Value};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::discovery;
+use crate::registry::{to_scale, ListQuery, PatchType, Registry, WriteOptions};
+use crate::request::{self, Discovery, ResourcePath, Target};
+use crate::status::{ApiError, Result};
+use crate::watchcache::{CacheEvent, WatchKind};
+use crate::Identity;
+
+/// Request bodies over this size get 413, as kube-apiserver's 3 MiB limit.
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+pub struct State {
+    pub registry: Registry,
+    pub server_address: String,
+    pub ready: std::sync::atomic::AtomicBool,
+}
+
+type Query = HashMap<String, String>;
+
+fn json_response(code: StatusCode, v: &Value) -> Response<Body> {
+    let body = serde_json::to_vec(v).unwrap_or_default();
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = code;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    r
+}
+
+fn text_response(code: StatusCode, text: &'static str) -> Response<Body> {
+    let mut r = Response::new(Body::from(text));
+    *r.status_mut() = code;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+pub fn error_response(e: &ApiError) -> Response<Body> {
+    json_response(e.code, &e.body())
+}
+
+/// Entry point for every request.
+pub async fn handle(state: Arc<State>, identity: Option<Identity>, req: Request<Body>) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    match path.as_str() {
+        "/healthz" | "/livez" | "/readyz" => {
+            return if state.ready.load(std::sync::atomic::Ordering::Acquire) || path == "/livez" {
+                text_response(StatusCode::OK, "ok")
+            } else {
+                text_response(StatusCode::INTERNAL_SERVER_ERROR, "[-]poststarthook/bootstrap failed: not finished\nreadyz check failed")
+            };
+        }
+        "/version" => return json_response(StatusCode::OK, &crate::version()),
+        _ => {}
+    }
+    if identity.is_none() {
+        return error_response(&ApiError::unauthorized());
+    }
+    match route(&state, req).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    }
+}
+
+fn accept(req: &Request<Body>) -> String {
+    req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+}
+
+async fn route(state: &Arc<State>, req: Request<Body>) -> Result<Response<Body>> {
+    let path = req.uri().path().to_owned();
+    if path == "/openapi/v2" {
+        if accept(&req).contains("protobuf") && !accept(&req).contains("json") {
+            return Err(ApiError::not_acceptable());
+        }
+        let doc = rkube_api::openapi::v2_document();
+        return Ok(openapi_response(&req, &doc.json, &doc.hash));
+    }
+    if path == "/openapi/v3" {
+        return Ok(json_response(StatusCode::OK, &rkube_api::openapi::v3_index()));
+    }
+    if let Some(gv) = path.strip_prefix("/openapi/v3/") {
+        let doc = rkube_api::openapi::v3_document(gv).ok_or_else(ApiError::no_route)?;
+        return Ok(openapi_response(&req, &doc.json, &doc.hash));
+    }
+    if !(path.starts_with("/api/") || path == "/api" || path.starts_with("/apis/") || path == "/apis") {
+        return Err(ApiError::no_route());
+    }
+    let query: Query = axum::extract::Query::<Query>::try_from_uri(req.uri()).map(|q| q.0).unwrap_or_default();
+    match request::parse(&path)? {
+        Target::Discovery(d) => discovery_response(state, &req, d),
+        Target::Resource(rp) => resource(state, req, rp, query).await,
+    }
+}
+
+fn openapi_response(req: &Request<Body>, body: &str, hash: &str) -> Response<Body> {
+    let etag = format!("\"{hash}\"");
+    if req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        return r;
+    }
+    let mut r = Response::new(Body::from(body.to_owned()));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    let immutable = req.uri().query().is_some_and(|q| q.contains("hash="));
+    let cc = if immutable { "public, immutable" } else { "no-cache, private" };
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(cc));
+    r
+}
+
+fn discovery_response(state: &State, req: &Request<Body>, d: Discovery) -> Result<Response<Body>> {
+    let accept = accept(req);
+    let aggregated = discovery::wants_aggregated(&accept);
+    let doc = match (&d, aggregated) {
+        (Discovery::LegacyVersions, Some(v)) | (Discovery::Groups, Some(v)) => {
+            let doc = discovery::aggregated(d == Discovery::LegacyVersions, v);
+            let mut r = json_response(StatusCode::OK, &doc);
+            let ct = format!("application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList");
+            if let Ok(h) = HeaderValue::from_str(&ct) {
+                r.headers_mut().insert(header::CONTENT_TYPE, h);
+            }
+            r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept"));
+            return Ok(r);
+        }
+        (Discovery::LegacyVersions, None) => discovery::legacy_versions(&state.server_address),
+        (Discovery::Groups, None) => discovery::group_list(),
+        (Discovery::Group(g), _) => discovery::group(g).ok_or_else(ApiError::no_route)?,
+        (Discovery::GroupVersion(g, v), _) => discovery::resource_list(g, v).ok_or_else(ApiError::no_route)?,
+    };
+    if !accepts_json(&accept) {
+        return Err(ApiError::not_acceptable());
+    }
+    let mut r = json_response(StatusCode::OK, &doc);
+    r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept"));
+    Ok(r)
+}
+
+fn accepts_json(accept: &str) -> bool {
+    accept.is_empty()
+        || accept.split(',').any(|p| {
+            let params: Vec<&str> = p.split(';').map(str::trim).collect();
+            let mt = params[0];
+            (mt == "application/json" || mt == "*/*" || mt == "application/*" || mt == "application/yaml")
+                && !params.iter().any(|x| x.starts_with("as="))
+        })
+}
+
+/// What representation the client asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    Object,
+    Table,
+    Metadata,
+}
+
+fn output(accept: &str) -> Result<Output> {
+    let mut fallback_json = accept.is_empty();
+    for part in accept.split(',') {
+        let params: Vec<&str> = part.split(';').map(str::trim).collect();
+        let mt = params[0];
+        if !(mt == "application/json" || mt == "*/*" || mt == "application/*" || mt == "application/yaml") {
+            continue;
+        }
+        let as_ = params.iter().find_map(|p| p.strip_prefix("as="));
+        let g = params.iter().find_map(|p| p.strip_prefix("g="));
+        let v = params.iter().find_map(|p| p.strip_prefix("v="));
+        match (as_, g, v) {
+            (Some("Table"), Some("meta.k8s.io"), Some("v1")) => return Ok(Output::Table),
+            (Some("PartialObjectMetadata") | Some("PartialObjectMetadataList"), Some("meta.k8s.io"), Some("v1")) => {
+                return Ok(Output::Metadata)
+            }
+            (None, _, _) => fallback_json = true,
+            _ => {}
+        }
+        if fallback_json {
+            return Ok(Output::Object);
+        }
+    }
+    if fallback_json {
+        Ok(Output::Object)
+    } else {
+        Err(ApiError::not_acceptable())
+    }
+}
+
+fn list_query(info: &ResourceInfo, q: &Query) -> Result<ListQuery> {
+    let label = match q.get("labelSelector").map(String::as_str) {
+        Some(s) if !s.trim().is_empty() => Some(LabelSelector::parse(s).map_err(ApiError::bad_request)?),
+        _ => None,
+    };
+    let field = match q.get("fieldSelector").map(String::as_str) {
+        Some(s) if !s.trim().is_empty() => {
+            let f = FieldSelector::parse(s).map_err(ApiError::bad_request)?;
+            let supported = rkube_api::selector::supported_fields(info);
+            for name in f.fields() {
+                if !supported.contains(&name) {
+                    return Err(ApiError::bad_request(format!(
+                        "field label not supported: {name}"
+                    )));
+                }
+            }
+            Some(f)
+        }
+        _ => None,
+    };
+    let limit = match q.get("limit") {
+        Some(s) if !s.is_empty() => Some(s.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid limit {s:?}")))?.max(0) as usize),
+        _ => None,
+    };
+    Ok(ListQuery {
+        label,
+        field,
+        limit,
+        continue_token: q.get("continue").filter(|s| !s.is_empty()).cloned(),
+        resource_version: q.get("resourceVersion").cloned(),
+        resource_version_match: q.get("resourceVersionMatch").filter(|s| !s.is_empty()).cloned(),
+    })
+}
+
+fn write_options(q: &Query) -> Result<WriteOptions> {
+    let dry_run = match q.get("dryRun").map(String::as_str) {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => return Err(ApiError::bad_request(format!("Invalid dry run value: {other:?}, supported: All"))),
+    };
+    Ok(WriteOptions { dry_run })
+}
+
+async fn read_body(req: Request<Body>) -> Result<(Bytes, String)> {
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()) {
+        if len > MAX_BODY {
+            return Err(ApiError::too_large());
+        }
+    }
+    let limited = http_body_util::Limited::new(req.into_body(), MAX_BODY);
+    match limited.collect().await {
+        Ok(c) => Ok((c.to_bytes(), ct)),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(ApiError::too_large()),
+        Err(e) => Err(ApiError::bad_request(format!("reading the request body failed: {e}"))),
+    }
+}
+
+/// Decodes a JSON or YAML object body.
+fn decode_body(info: &ResourceInfo, body: &[u8], content_type: &str) -> Result<Value> {
+    let mt = content_type.split(';').next().unwrap_or("").trim();
+    let parsed: std::result::Result<Value, String> = match mt {
+        "application/yaml" | "application/x-yaml" | "text/yaml" => serde_saphyr::from_slice(body).map_err(|e| e.to_string()),
+        "application/json" | "" | "*/*" => serde_json::from_slice(body).map_err(|e| e.to_string()),
+        other => return Err(ApiError::unsupported_media_type(other)),
+    };
+    let v = parsed.map_err(|e| {
+        let snippet: String = String::from_utf8_lossy(&body[..body.len().min(40)]).into_owned();
+        ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: {e} ({snippet}...)",
+            info.kind
+        ))
+    })?;
+    if !v.is_object() {
+        return Err(ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: expected an object",
+            info.kind
+        )));
+    }
+    Ok(v)
+}
+
+fn list_kind(info: &ResourceInfo) -> String {
+    format!("{}List", info.kind)
+}
+
+fn partial_metadata(obj: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]})
+}
+
+fn table(info: &ResourceInfo, objs: &[Arc<Value>], include: &str, q: &Query) -> Value {
+    let plain: Vec<Value> = objs.iter().map(|o| (**o).clone()).collect();
+    let mut t = rkube_api::printers::table(info, &plain, jiff::Timestamp::now());
+    if let Some(rows) = t["rows"].as_array_mut() {
+        for (row, obj) in rows.iter_mut().zip(objs) {
+            match include {
+                "None" => {}
+                "Object" => row["object"] = (**obj).clone(),
+                _ => row["object"] = partial_metadata(obj),
+            }
+        }
+    }
+    if q.get("watch").is_some() {
+        // watch events repeat no headers after the first; kubectl prints them once
+    }
+    t
+}
+
+fn render_one(info: &ResourceInfo, out: Output, obj: Value, q: &Query) -> Value {
+    match out {
+        Output::Object => obj,
+        Output::Metadata => partial_metadata(&obj),
+        Output::Table => {
+            let mut t = table(info, &[Arc::new(obj.clone())], q.get("includeObject").map(String::as_str).unwrap_or("Metadata"), q);
+            t["metadata"] = json!({"resourceVersion": obj["metadata"]["resourceVersion"]});
+            t
+        }
+    }
+}
+
+async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Query) -> Result<Response<Body>> {
+    let info = rp.info;
+    let out = output(&accept(&req))?;
+    let method = req.method().clone();
+    let reg = &state.registry;
+    let watch_param = q.get("watch").is_some_and(|w| w == "true" || w == "1");
+    match (&method, rp.name.is_some(), rp.subresource.as_deref()) {
+        (&Method::GET, false, None) if watch_param => watch(state, info, rp.namespace.as_deref(), None, out, q).await,
+        (&Method::GET, true, None) if watch_param => {
+            let name = rp.name.clone();
+            watch(state, info, rp.namespace.as_deref(), name, out, q).await
+        }
+        (&Method::GET, false, None) => {
+            let lq = list_query(info, &q)?;
+            let page = reg.list(info, rp.namespace.as_deref(), &lq).await?;
+            let mut meta = json!({"resourceVersion": page.resource_version});
+            if let Some(c) = &page.continue_token {
+                meta["continue"] = c.clone().into();
+            }
+            if let Some(r) = page.remaining {
+                meta["remainingItemCount"] = r.into();
+            }
+            let body = match out {
+                Output::Object => {
+                    let items: Vec<&Value> = page.items.iter().map(|a| &**a).collect();
+                    json!({"kind": list_kind(info), "apiVersion": info.api_version(), "metadata": meta, "items": items})
+                }
+                Output::Metadata => {
+                    let items: Vec<Value> = page.items.iter().map(|o| partial_metadata(o)).collect();
+                    json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items})
+                }
+                Output::Table => {
+                    let mut t = table(info, &page.items, q.get("includeObject").map(String::as_str).unwrap_or("Metadata"), &q);
+                    t["metadata"] = meta;
+                    t
+                }
+            };
+            Ok(json_response(StatusCode::OK, &body))
+        }
+        (&Method::GET, true, sub) => {
+            let obj = reg.get(&rp).await?;
+            let obj = if sub == Some("scale") { to_scale(info, &obj) } else { obj };
+            let body = if sub == Some("scale") { obj } else { render_one(info, out, obj, &q) };
+            Ok(json_response(StatusCode::OK, &body))
+        }
+        (&Method::POST, false, None) => {
+            let opts = write_options(&q)?;
+            let (body, ct) = read_body(req).await?;
+            let obj = decode_body(info, &body, &ct)?;
+            let created = reg.create(info, rp.namespace.as_deref(), obj, &opts).await?;
+            Ok(json_response(StatusCode::CREATED, &render_one(info, out, created, &q)))
+        }
+        (&Method::PUT, true, Some("finalize")) => {
+            let (body, ct) = read_body(req).await?;
+            let obj = decode_body(info, &body, &ct)?;
+            let updated = reg.finalize_namespace(&rp, obj).await?;
+            Ok(json_response(StatusCode::OK, &updated))
+        }
+        (&Method::PUT, true, sub) => {
+            let opts = write_options(&q)?;
+            let (body, ct) = read_body(req).await?;
+            let obj = decode_body(info, &body, &ct)?;
+            if sub == Some("scale") {
+                let patch = json!({"spec": {"replicas": obj["spec"]["replicas"]}, "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]}});
+                let bytes = serde_json::to_vec(&patch).unwrap_or_default();
+                let updated = reg.patch(&rp, PatchType::Merge, &bytes, &opts).await?;
+                return Ok(json_response(StatusCode::OK, &to_scale(info, &updated)));
+            }
+            let updated = reg.update(&rp, obj, &opts).await?;
+            Ok(json_response(StatusCode::OK, &render_one(info, out, updated, &q)))
+        }
+        (&Method::PATCH, true, sub) => {
+            let opts = write_options(&q)?;
+            let (body, ct) = read_body(req).await?;
+            let mt = ct.split(';').next().unwrap_or("").trim().to_owned();
+            let kind = match mt.as_str() {
+                "application/json-patch+json" => PatchType::Json,
+                "application/merge-patch+json" => PatchType::Merge,
+                "application/strategic-merge-patch+json" => PatchType::Strategic,
+                _ => {
+                    let mut e = ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", "415: Unsupported Media Type");
+                    e.details = Some(json!({}));
+                    return Err(e);
+                }
+            };
+            let updated = reg.patch(&rp, kind, &body, &opts).await?;
+            let body = if sub == Some("scale") { to_scale(info, &updated) } else { render_one(info, out, updated, &q) };
+            Ok(json_response(StatusCode::OK, &body))
+        }
+        (&Method::DELETE, true, None) => {
+            let opts = write_options(&q)?;
+            let (body, _) = read_body(req).await?;
+            let options: Value = if body.is_empty() { json!({}) } else { serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))? };
+            let opts = if options["dryRun"].as_array().is_some_and(|d| d.iter().any(|x| x == "All")) { WriteOptions { dry_run: true } } else { opts };
+            let (obj, gone) = reg.delete(&rp, &options, &opts).await?;
+            let returns_object = !gone || matches!((info.group, info.kind), ("", "Pod") | ("", "Service") | ("", "Namespace"));
+            if returns_object {
+                Ok(json_response(StatusCode::OK, &obj))
+            } else {
+                let mut details = json!({"name": obj["metadata"]["name"], "kind": info.plural, "uid": obj["metadata"]["uid"]});
+                if !info.group.is_empty() {
+                    details["group"] = info.group.into();
+                }
+                Ok(json_response(StatusCode::OK, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})))
+            }
+        }
+        (&Method::DELETE, false, None) => {
+            let opts = write_options(&q)?;
+            let lq = list_query(info, &q)?;
+            let page = reg.list(info, rp.namespace.as_deref(), &lq).await?;
+            let mut deleted = Vec::new();
+            for obj in page.items {
+                let item = ResourcePath {
+                    info,
+                    namespace: obj["metadata"]["namespace"].as_str().map(str::to_owned),
+                    name: obj["metadata"]["name"].as_str().map(str::to_owned),
+                    subresource: None,
+                };
+                match reg.delete(&item, &json!({}), &opts).await {
+                    Ok((o, _)) => deleted.push(o),
+                    Err(e) if e.code == StatusCode::NOT_FOUND => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(json_response(StatusCode::OK, &json!({"kind": list_kind(info), "apiVersion": info.api_version(), "metadata": {}, "items": deleted})))
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+fn watch_frame(kind: &str, object: &Value) -> Bytes {
+    let mut v = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+    v.push(b'\n');
+    Bytes::from(v)
+}
+
+async fn watch(
+    state: &Arc<State>,
+    info: &'static ResourceInfo,
+    namespace: Option<&str>,
+    name: Option<String>,
+    out: Output,
+    q: Query,
+) -> Result<Response<Body>> {
+    let mut lq = list_query(info, &q)?;
+    if let Some(n) = &name {
+        // a watch on one object is a watch on the collection with a name selector
+        let by_name = FieldSelector::parse(&format!("metadata.name={n}")).map_err(ApiError::bad_request)?;
+        lq.field = Some(by_name);
+    }
+    let cache = state.registry.cache(info).await?;
+    let prefix = Registry::list_prefix(info, namespace);
+    let rv = lq.resource_version.clone().unwrap_or_default();
+    let send_initial = q.get("sendInitialEvents").is_some_and(|v| v == "true");
+    let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true" || v == "1");
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(1800));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let include = q.get("includeObject").cloned().unwrap_or_else(|| "Metadata".into());
+    let render = move |obj: &Value| -> Value {
+        match out {
+            Output::Object => obj.clone(),
+            Output::Metadata => partial_metadata(obj),
+            Output::Table => {
+                let mut t = table(info, &[Arc::new(obj.clone())], &include, &Query::new());
+                t["metadata"] = json!({"resourceVersion": obj["metadata"]["resourceVersion"]});
+                t
+            }
+        }
+    };
+    let bookmark = move |rev: i64, initial_end: bool| -> Value {
+        let mut meta = json!({"resourceVersion": rev.to_string(), "creationTimestamp": null});
+        if initial_end {
+            meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        json!({"kind": info.kind, "apiVersion": info.api_version(), "metadata": meta})
+    };
+    let sub = if rv.is_empty() || rv == "0" || send_initial {
+        if rv.is_empty() && !send_initial {
+            let wanted = state.registry.last_write_rev(info);
+            cache.wait_for(wanted, Duration::from_secs(3)).await;
+        }
+        cache.subscribe_with_state(&prefix).await
+    } else {
+        let after: i64 = rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version {rv:?}")))?;
+        match cache.subscribe(after).await {
+            Ok(s) => s,
+            Err(oldest) => {
+                let e = ApiError::expired(format!("too old resource version: {after} ({oldest})"));
+                let _ = tx.send(watch_frame("ERROR", &e.body())).await;
+                drop(tx);
+                return Ok(stream_response(rx));
+            }
+        }
+    };
+    let matches = move |ev: &CacheEvent| -> Option<(&'static str, Value)> {
+        if !ev.key.starts_with(&prefix) {
+            return None;
+        }
+        let now = Registry::matches(info, &lq, &ev.object);
+        let before = ev.prev.as_ref().is_some_and(|p| Registry::matches(info, &lq, p));
+        match (ev.kind, before, now) {
+            (WatchKind::Deleted, _, true) => Some(("DELETED", (*ev.object).clone())),
+            (WatchKind::Deleted, _, false) => None,
+            (WatchKind::Added, _, true) => Some(("ADDED", (*ev.object).clone())),
+            (WatchKind::Modified, true, true) => Some(("MODIFIED", (*ev.object).clone())),
+            (WatchKind::Modified, false, true) => Some(("ADDED", (*ev.object).clone())),
+            (WatchKind::Modified, true, false) => Some(("DELETED", (*ev.object).clone())),
+            _ => None,
+        }
+    };
+    let start_rev = sub.rev;
+    tokio::spawn(async move {
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut last = 0i64;
+        for ev in &sub.replay {
+            if let Some((kind, obj)) = matches(ev) {
+                if tx.send(watch_frame(kind, &render(&obj))).await.is_err() {
+                    return;
+                }
+            }
+            last = last.max(ev.rev);
+        }
+        last = last.max(start_rev);
+        if send_initial && bookmarks {
+            if tx.send(watch_frame("BOOKMARK", &bookmark(last, true))).await.is_err() {
+                return;
+            }
+        }
+        let mut live = sub.live;
+        let mut ticker = tokio::time::interval(Duration::from_secs(60));
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = &mut deadline => return,
+                _ = tx.closed() => return,
+                _ = ticker.tick(), if bookmarks => {
+                    if tx.send(watch_frame("BOOKMARK", &bookmark(last, false))).await.is_err() { return; }
+                }
+                msg = live.recv() => match msg {
+                    Ok(ev) => {
+                        if ev.rev <= last { continue; }
+                        last = ev.rev;
+                        if let Some((kind, obj)) = matches(&ev) {
+                            if tx.send(watch_frame(kind, &render(&obj))).await.is_err() { return; }
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return,
+                }
+            }
+        }
+    });
+    Ok(stream_response(rx))
+}
+
+fn stream_response(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Response<Body> {
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<Bytes, Infallible>);
+    let mut r = Response::new(Body::from_stream(stream));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    r
+}
