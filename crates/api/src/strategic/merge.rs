@@ -126,11 +126,17 @@ fn merge_ordered_lists(
             partition_maps(merged, &order, merge_key)?
         };
         let kind = element_kind(&[&original_list, &patch_list])?;
+        let server_order =
+            if strategy == "merge" && kind == ElementKind::Map && !merge_key.is_empty() {
+                server_order_after_merge(original_list, &patch_list, merge_key)
+            } else {
+                original_list
+            };
         let ordered = normalize_element_order(
             in_patch,
             server_only,
             &order,
-            &original_list,
+            &server_order,
             merge_key,
             kind,
         )?;
@@ -138,6 +144,58 @@ fn merge_ordered_lists(
         patch.shift_remove(&field);
     }
     Ok(())
+}
+
+/// The server order `$setElementOrder` sorts the server-only elements by, after a merge by key.
+///
+/// Upstream passes the original list to that sort, but `mergeSlice` has by then worked in the
+/// same Go backing array: each `$patch: delete` shifted the later elements left in place, and
+/// the elements it appended filled the freed slots. So upstream sorts by that array's first
+/// `len(original)` slots, which this function reproduces (the outcome of upstream's own test
+/// "add map and delete map from merging list" depends on it). Elements merged in place keep
+/// their merge key, so only deletions and appends matter.
+fn server_order_after_merge(original: Vec<Value>, patch: &[Value], merge_key: &str) -> Vec<Value> {
+    let key_of = |v: &Value| v.as_object().and_then(|m| m.get(merge_key)).cloned();
+    let mut backing = original;
+    let visible = backing.len();
+    let mut len = visible;
+    let mut appended = Vec::new();
+    let mut replace = false;
+    for item in patch {
+        match item
+            .as_object()
+            .and_then(|m| m.get(DIRECTIVE))
+            .and_then(Value::as_str)
+        {
+            Some("delete") => {
+                let wanted = key_of(item);
+                while let Some(i) = backing[..len].iter().position(|e| key_of(e) == wanted) {
+                    for k in i..len - 1 {
+                        backing[k] = backing[k + 1].clone();
+                    }
+                    len -= 1;
+                }
+            }
+            Some("replace") => replace = true,
+            Some(_) => {}
+            None => appended.push(item),
+        }
+    }
+    if replace {
+        return backing;
+    }
+    let mut keys: Vec<Option<Value>> = backing[..len].iter().map(key_of).collect();
+    for item in appended {
+        let key = key_of(item);
+        if keys.contains(&key) {
+            continue;
+        }
+        if keys.len() < visible {
+            backing[keys.len()] = item.clone();
+        }
+        keys.push(key);
+    }
+    backing
 }
 
 /// The list at `key`, if present; anything else there is an error.

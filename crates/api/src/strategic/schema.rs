@@ -74,14 +74,10 @@ impl<'a> Schema<'a> {
         let Some((field, meta)) = self.field(key)? else {
             return Ok((self.unknown(), PatchMeta::default()));
         };
-        let items = match field.get("items") {
-            Some(items) => Some(items),
-            None => self.resolve(field)?.node.and_then(|n| n.get("items")),
-        };
-        match items {
-            Some(items) => Ok((self.resolve(items)?, meta)),
-            None => Ok((self.unknown(), meta)),
-        }
+        // As upstream's OpenAPI lookup: the element schema is `items` when the field has one,
+        // else the field's own schema (a field whose Go type is a pointer to a struct).
+        let element = field.get("items").unwrap_or(field);
+        Ok((self.resolve(element)?, meta))
     }
 
     /// The type name upstream prints in "cannot merge lists without merge key for …"
