@@ -73,13 +73,15 @@ fn daemon_set(ds: &mut DaemonSet, Creating(creating): Creating) {
     or_set(&mut spec.revision_history_limit, 10);
     pod_template(&mut spec.template);
     if creating {
-        // The daemonset strategy's PrepareForCreate starts templateGeneration at 1 and
-        // mirrors it in this annotation (kubectl rollout reads it).
+        // The daemonset strategy's PrepareForCreate starts templateGeneration at 1, and the
+        // v1 conversion mirrors it in this annotation (overwriting what the user sent).
         ds.metadata
             .annotations
             .get_or_insert_with(BTreeMap::new)
-            .entry("deprecated.daemonset.template.generation".to_owned())
-            .or_insert_with(|| "1".to_owned());
+            .insert(
+                "deprecated.daemonset.template.generation".to_owned(),
+                "1".to_owned(),
+            );
         or_set(&mut ds.status, DaemonSetStatus::default());
     }
 }

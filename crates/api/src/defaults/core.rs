@@ -4,6 +4,7 @@
 //! The pod-spec defaulter here ([`pod_template`]) is shared by every kind that embeds a pod
 //! template (PodTemplate, ReplicationController, the apps and batch workloads).
 
+mod image;
 mod pod;
 mod service;
 
