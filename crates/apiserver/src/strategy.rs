@@ -3,7 +3,7 @@
 //! strategies make (pod phase and QoS class, namespace phase and finalizers).
 
 use rkube_api::ResourceInfo;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::status::Cause;
 
@@ -22,58 +22,15 @@ pub fn tracks_generation(info: &ResourceInfo) -> bool {
     ) && info.kind != "ControllerRevision"
 }
 
-/// Clears or initialises `status` on create, as each strategy's PrepareForCreate does.
+/// Drops a client-supplied `status` on create, as each strategy's PrepareForCreate does;
+/// defaulting then fills in the initial status upstream writes (pod phase Pending and QoS
+/// class, namespace phase Active and its `kubernetes` finalizer, ...).
 pub fn prepare_for_create(info: &ResourceInfo, obj: &mut Value) {
     if !info.has_subresource("status") || info.kind == "Node" {
         return;
     }
-    let status = match (info.group, info.kind) {
-        ("", "Pod") => json!({"phase": "Pending", "qosClass": qos_class(&obj["spec"])}),
-        ("", "Namespace") => json!({"phase": "Active"}),
-        ("", "PersistentVolume") | ("", "PersistentVolumeClaim") => json!({"phase": "Pending"}),
-        ("", "Service") | ("networking.k8s.io", "Ingress") => json!({"loadBalancer": {}}),
-        _ => json!({}),
-    };
-    obj["status"] = status;
-    if info.kind == "Namespace" && info.group.is_empty() {
-        let fins = obj["spec"]["finalizers"].as_array().cloned().unwrap_or_default();
-        if fins.is_empty() {
-            obj["spec"]["finalizers"] = json!(["kubernetes"]);
-        }
-        let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_owned();
-        obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = name.into();
-    }
-}
-
-/// The pod's QoS class from its containers' requests and limits (upstream's GetPodQOS).
-pub fn qos_class(spec: &Value) -> &'static str {
-    let mut containers: Vec<&Value> = Vec::new();
-    for field in ["containers", "initContainers"] {
-        if let Some(list) = spec[field].as_array() {
-            containers.extend(list);
-        }
-    }
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in containers {
-        let req = c["resources"]["requests"].as_object();
-        let lim = c["resources"]["limits"].as_object();
-        let has = |m: Option<&serde_json::Map<String, Value>>, k: &str| m.is_some_and(|m| m.contains_key(k));
-        if has(req, "cpu") || has(req, "memory") || has(lim, "cpu") || has(lim, "memory") {
-            any = true;
-        }
-        for r in ["cpu", "memory"] {
-            let l = lim.and_then(|m| m.get(r));
-            let q = req.and_then(|m| m.get(r)).or(l);
-            if l.is_none() || q != l {
-                guaranteed = false;
-            }
-        }
-    }
-    match (any, guaranteed) {
-        (false, _) => "BestEffort",
-        (true, true) => "Guaranteed",
-        (true, false) => "Burstable",
+    if let Some(m) = obj.as_object_mut() {
+        m.remove("status");
     }
 }
 
@@ -144,14 +101,5 @@ mod tests {
         assert_eq!(validate_name(ns, "a.b", "metadata.name").len(), 1);
         let roles = find("rbac.authorization.k8s.io", "v1", "clusterroles").unwrap();
         assert!(validate_name(roles, "system:controller:x", "metadata.name").is_empty());
-    }
-
-    #[test]
-    fn qos_classes() {
-        assert_eq!(qos_class(&json!({"containers": [{"name": "a"}]})), "BestEffort");
-        let g = json!({"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]});
-        assert_eq!(qos_class(&g), "Guaranteed");
-        let b = json!({"containers": [{"resources": {"requests": {"cpu": "1"}}}]});
-        assert_eq!(qos_class(&b), "Burstable");
     }
 }

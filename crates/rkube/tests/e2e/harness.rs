@@ -1,0 +1,212 @@
+//! Starts `rkube server` and runs kubectl against it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Option<Child>,
+}
+
+pub struct Run {
+    pub ok: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            ok: out.status.success(),
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+pub fn rkube_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_rkube")
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+impl Cluster {
+    /// A fresh server on a new data dir.
+    pub fn start() -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut c = Cluster { dir, port: free_port(), child: None };
+        c.spawn();
+        c
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.data_dir().join("kubeconfig.yaml")
+    }
+
+    /// Starts the server process on the existing data dir and waits for /readyz.
+    pub fn spawn(&mut self) {
+        let mut child = Command::new(rkube_bin())
+            .args(["server", "--disable-agent", "--bind-address", "127.0.0.1", "--https-port"])
+            .arg(self.port.to_string())
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .env("RKUBE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start rkube server");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("API server listening") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                eprintln!("[rkube] {line}");
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(30)).expect("rkube server did not start within 30 s");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.kubectl(&["get", "--raw", "/readyz"]).ok {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server never became ready");
+    }
+
+    /// Stops the server with SIGTERM (graceful) or SIGKILL.
+    pub fn stop(&mut self, kill: bool) {
+        if let Some(mut child) = self.child.take() {
+            let sig = if kill { "-KILL" } else { "-TERM" };
+            let _ = Command::new("kill").arg(sig).arg(child.id().to_string()).status();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Run {
+        self.kubectl_with(args, None, &[])
+    }
+
+    /// Runs kubectl with optional stdin and extra environment.
+    pub fn kubectl_with(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new("kubectl");
+        cmd.args(args).env("KUBECONFIG", self.kubeconfig()).env_remove("KUBERNETES_SERVICE_HOST");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        let mut child = cmd.spawn().expect("kubectl on the PATH");
+        if let Some(input) = stdin {
+            use std::io::Write;
+            let mut si = child.stdin.take().expect("stdin");
+            si.write_all(input.as_bytes()).expect("write stdin");
+        }
+        Run::from(child.wait_with_output().expect("kubectl ran"))
+    }
+
+    /// kubectl that must succeed; returns stdout.
+    #[track_caller]
+    pub fn k(&self, args: &[&str]) -> String {
+        let r = self.kubectl(args);
+        assert!(r.ok, "kubectl {args:?} failed: {}{}", r.stdout, r.stderr);
+        r.stdout
+    }
+
+    #[track_caller]
+    pub fn apply(&self, yaml: &str) -> String {
+        let r = self.kubectl_with(&["apply", "-f", "-"], Some(yaml), &[]);
+        assert!(r.ok, "kubectl apply failed: {}{}", r.stdout, r.stderr);
+        r.stdout
+    }
+
+    /// curl against the server with the admin client certificate (or none), returning
+    /// (status code, body).
+    pub fn curl(&self, method: &str, path: &str, body: Option<&str>, content_type: &str, with_cert: bool) -> (u16, String) {
+        let tls = self.data_dir().join("tls");
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "-o", "-", "-w", "\n%{http_code}", "-X", method])
+            .arg("--cacert")
+            .arg(tls.join("ca.crt"))
+            .args(["-H", &format!("Content-Type: {content_type}")]);
+        if with_cert {
+            cmd.arg("--cert").arg(tls.join("admin.crt")).arg("--key").arg(tls.join("admin.key"));
+        }
+        if let Some(b) = body {
+            cmd.args(["--data-binary", "@-"]);
+            cmd.stdin(Stdio::piped());
+        }
+        cmd.arg(format!("https://127.0.0.1:{}{path}", self.port));
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("curl on the PATH");
+        if let Some(b) = body {
+            use std::io::Write;
+            let mut si = child.stdin.take().expect("stdin");
+            si.write_all(b.as_bytes()).expect("write body");
+        }
+        let out = child.wait_with_output().expect("curl ran");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_owned())
+    }
+
+    /// A kube-rs client for the admin kubeconfig.
+    pub async fn client(&self) -> kube::Client {
+        let kc = kube::config::Kubeconfig::read_from(self.kubeconfig()).expect("read kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("kubeconfig");
+        kube::Client::try_from(config).expect("client")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop(true);
+    }
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+pub fn write_file(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, content).expect("write file");
+    p
+}
+
+pub fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
