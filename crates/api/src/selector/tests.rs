@@ -717,3 +717,64 @@ fn event_fields_render_for_both_event_apis() {
     assert_eq!(field_value(v1, &ev, "source").as_deref(), Some("kubelet"));
     assert_eq!(field_value(v1, &ev, "involvedObject.kind"), None);
 }
+
+#[test]
+fn hostile_input_yields_errors_not_panics() {
+    let inputs = [
+        "\u{0}",
+        "ä=ö",
+        "ä in (ö)",
+        "((((",
+        ")))",
+        "!!!",
+        "a in ((",
+        "a notin",
+        "in",
+        "notin",
+        "a,,b",
+        "a in (,",
+        "a=(",
+        "><",
+        "a>>1",
+        "a in (x))",
+        "!in",
+        "a=b\\,c",
+        "😀",
+        "a=😀",
+    ];
+    for input in inputs {
+        let _ = LabelSelector::parse(input);
+        let _ = FieldSelector::parse(input);
+    }
+    assert_eq!(
+        parse_err("a,,b"),
+        "found ',', expected: identifier after ','"
+    );
+    assert!(
+        parse_err("ä=ö").starts_with("unable to parse requirement: <nil>: Invalid value: \"ä\"")
+    );
+    assert_eq!(
+        LabelSelector::parse("in")
+            .expect("a key named in")
+            .to_string(),
+        "in"
+    );
+    assert_eq!(LabelSelector::parse("!in").expect("!in").to_string(), "!in");
+}
+
+#[test]
+fn requirements_built_directly_are_validated_like_parsed_ones() {
+    let two = Requirement::new("a", Operator::GreaterThan, vec!["1".into(), "2".into()]);
+    assert_eq!(
+        two.expect_err("Gt with two values"),
+        "values: Invalid value: []string{\"1\", \"2\"}: for 'Gt', 'Lt' operators, exactly one value is required"
+    );
+    let eq = Requirement::new("a", Operator::Equals, vec![]);
+    assert_eq!(
+        eq.expect_err("= without value"),
+        "values: Invalid value: []string{}: exact-match compatibility requires one single value"
+    );
+    let ok = Requirement::new("a", Operator::NotIn, vec!["x".into(), "b".into()]).expect("valid");
+    assert_eq!(ok.to_string(), "a notin (b,x)");
+    assert!(ok.matches(&labels(&[("a", "c")])));
+}
