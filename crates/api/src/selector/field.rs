@@ -79,6 +79,13 @@ impl FieldSelector {
         Ok(FieldSelector { requirements })
     }
 
+    /// The field names the terms test, in order (what the API server checks against
+    /// [`supported_fields`]; [`FieldSelector::validate_for`] does that with upstream's
+    /// exact error texts).
+    pub fn fields(&self) -> Vec<&str> {
+        self.requirements.iter().map(|r| r.field.as_str()).collect()
+    }
+
     pub fn requirements(&self) -> &[FieldRequirement] {
         &self.requirements
     }

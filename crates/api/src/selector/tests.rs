@@ -326,6 +326,10 @@ fn field_selectors_parse_every_operator_and_render_sorted() {
             FieldOperator::NotEquals
         ]
     );
+    assert_eq!(
+        sel.fields(),
+        ["metadata.name", "spec.nodeName", "status.phase"]
+    );
     assert!(FieldSelector::parse("").expect("empty").is_empty());
     assert_eq!(
         FieldSelector::parse("a=b,,c=d")
