@@ -1,4 +1,4 @@
-//! Label and field selectors with upstream's string syntax (being written).
+//! Label and field selectors with upstream's string syntax.
 //!
 //! Contract (the API server relies on these names):
 //! - `LabelSelector::parse(&str) -> Result<LabelSelector, String>`; `matches(&BTreeMap<String,String>) -> bool`
@@ -6,50 +6,30 @@
 //! - `FieldSelector::parse(&str) -> Result<FieldSelector, String>`; `matches(&dyn Fn(&str) -> Option<String>) -> bool`
 //! - `field_value(info: &ResourceInfo, obj: &serde_json::Value, field: &str) -> Option<String>` and
 //!   `supported_fields(info) -> &'static [&'static str]` for the per-resource fields upstream allows.
+//!
+//! Label selectors follow `k8s.io/apimachinery/pkg/labels` (v0.33): the same lexer and
+//! recursive-descent parser, the same validation of keys and values, the same error texts
+//! (`unable to parse requirement: found '=', expected: identifier`), requirements sorted by
+//! key and the same canonical `Display` string.
+//!
+//! Field selectors follow `k8s.io/apimachinery/pkg/fields`: `f=v`, `f==v`, `f!=v` joined by
+//! commas, with `\,` `\=` `\\` escapes in values. Which fields a resource accepts is
+//! upstream's field-label conversion (`AddFieldLabelConversionFunc` in
+//! `pkg/apis/<group>/<version>/conversion.go`, or `DefaultMetaV1FieldSelectorConversion`
+//! for kinds that register none); the values are upstream's `ToSelectableFields`
+//! (`pkg/registry/.../strategy.go`), read from the object's JSON.
+//! [`FieldSelector::validate_for`] rejects an unsupported field with upstream's message,
+//! which the API server returns as a 400 `BadRequest`.
 
-// Interim implementation (equality only) until the full parser lands.
-use std::collections::BTreeMap;
+mod field;
+mod label;
+mod validation;
 
-#[derive(Debug, Clone, Default)]
-pub struct LabelSelector(Vec<(String, String)>);
+pub use field::{
+    convert_field_label, field_value, supported_fields, FieldOperator, FieldRequirement,
+    FieldSelector,
+};
+pub use label::{LabelSelector, Operator, Requirement};
 
-impl LabelSelector {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let mut out = Vec::new();
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (k, v) = part.split_once('=').ok_or_else(|| format!("unable to parse requirement: {part}"))?;
-            out.push((k.trim().to_owned(), v.trim_start_matches('=').trim().to_owned()));
-        }
-        Ok(LabelSelector(out))
-    }
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.0.iter().all(|(k, v)| labels.get(k) == Some(v))
-    }
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct FieldSelector(Vec<(String, String)>);
-
-impl FieldSelector {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        LabelSelector::parse(s).map(|l| FieldSelector(l.0))
-    }
-    pub fn matches(&self, get: &dyn Fn(&str) -> Option<String>) -> bool {
-        self.0.iter().all(|(k, v)| get(k).as_deref() == Some(v.as_str()))
-    }
-    pub fn fields(&self) -> Vec<&str> {
-        self.0.iter().map(|(k, _)| k.as_str()).collect()
-    }
-}
-
-pub fn supported_fields(_info: &crate::ResourceInfo) -> &'static [&'static str] {
-    &["metadata.name", "metadata.namespace"]
-}
-
-pub fn field_value(_info: &crate::ResourceInfo, obj: &serde_json::Value, field: &str) -> Option<String> {
-    let mut cur = obj;
-    for p in field.split('.') {
-        cur = cur.get(p)?;
-    }
-    cur.as_str().map(str::to_owned)
-}
+#[cfg(test)]
+mod tests;

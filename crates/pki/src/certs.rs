@@ -17,6 +17,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::pem::Pem;
 
+use crate::der;
 use crate::error::{Error, Result};
 
 /// The CA is valid for ten years.
@@ -108,17 +109,14 @@ pub(crate) fn generate_ca(common_name: &str, now: i64) -> Result<IssuedCert> {
 
 /// Issues a leaf certificate with a fresh key, signed by the CA.
 pub(crate) fn issue_leaf(ca: &IssuedCert, spec: &LeafSpec<'_>, now: i64) -> Result<IssuedCert> {
-    if spec.organizations.len() > 1 {
-        return Err(Error::OrganizationsUnsupported {
-            count: spec.organizations.len(),
-        });
-    }
     let ca_key = KeyPair::from_pem(&ca.key_pem).map_err(generate("CA signer"))?;
     let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key).map_err(generate("CA signer"))?;
     let key = KeyPair::generate().map_err(generate("leaf key"))?;
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
-    for org in spec.organizations {
+    // rcgen keeps one value per attribute type; further groups are added by rewriting the
+    // subject below.
+    if let Some(org) = spec.organizations.first() {
         params
             .distinguished_name
             .push(DnType::OrganizationName, org.as_str());
@@ -149,8 +147,20 @@ pub(crate) fn issue_leaf(ca: &IssuedCert, spec: &LeafSpec<'_>, now: i64) -> Resu
     let cert = params
         .signed_by(&key, &issuer)
         .map_err(generate("leaf certificate"))?;
+    let cert_pem = if spec.organizations.len() > 1 {
+        let der = der::replace_subject(
+            cert.der(),
+            spec.organizations,
+            spec.common_name,
+            issuer.key(),
+        )
+        .map_err(generate("leaf certificate subject"))?;
+        der::pem_certificate(&der)
+    } else {
+        cert.pem()
+    };
     Ok(IssuedCert {
-        cert_pem: cert.pem(),
+        cert_pem,
         key_pem: key.serialize_pem(),
     })
 }

@@ -115,9 +115,8 @@ impl ClusterPki {
     }
 
     /// Issues a client certificate (valid one year) signed by the CA: the user is `cn`
-    /// and its group is `orgs`, as kube-apiserver's x509 authenticator reads them.
-    /// At most one group is supported for now ([`Error::OrganizationsUnsupported`]).
-    /// Nothing is written to disk.
+    /// and its groups are `orgs` (one `O=` attribute each), as kube-apiserver's x509
+    /// authenticator reads them. Nothing is written to disk.
     pub fn issue_client_cert(&self, cn: &str, orgs: &[&str]) -> Result<IssuedCert> {
         let orgs: Vec<String> = orgs.iter().map(|o| (*o).to_owned()).collect();
         let spec = LeafSpec {

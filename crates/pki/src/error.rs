@@ -48,10 +48,6 @@ pub enum Error {
     /// A service CIDR that is not `address/prefix` or holds fewer than two addresses.
     #[error("invalid service CIDR {cidr:?}: {reason}")]
     CidrInvalid { cidr: String, reason: &'static str },
-    /// More than one organization (group) was asked for: rcgen's subject holds one value
-    /// per attribute type, and dropping groups silently would grant less than asked.
-    #[error("a certificate subject holds at most one organization (group), {count} were given")]
-    OrganizationsUnsupported { count: usize },
     /// A DNS name that cannot appear in a certificate.
     #[error("invalid DNS name {name:?} for a certificate")]
     NameInvalid {

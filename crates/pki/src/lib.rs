@@ -20,12 +20,14 @@
 //!
 //! Modules: [`names`] (which names the serving certificate carries, host addresses, the
 //! first service IP), [`kubeconfig`] (the kubeconfig layout), `certs` (issuing and checking
-//! certificates with `rcgen` and `x509-parser`), `files` (atomic writes).
+//! certificates with `rcgen` and `x509-parser`), `der` (the one DER rewrite rcgen cannot
+//! express: several `O=` groups in a subject), `files` (atomic writes).
 //!
 //! The crate is synchronous and does no networking: the binary calls it once at start-up.
 
 mod certs;
 mod cluster;
+mod der;
 mod error;
 mod files;
 pub mod kubeconfig;

@@ -295,7 +295,7 @@ fn issued_client_certificates_carry_user_and_groups() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let pki = ClusterPki::load_or_create_at(tmp.path(), &names(), NOW).expect("create");
     let issued = pki
-        .issue_client_cert("system:node:n1", &["system:nodes"])
+        .issue_client_cert("system:node:n1", &["system:nodes", "extra", "third"])
         .expect("issue");
     assert!(signed_by_ca(&issued.cert_pem, &pki.ca_cert_pem));
     assert!(key_matches(&issued.cert_pem, &issued.key_pem));
@@ -311,15 +311,15 @@ fn issued_client_certificates_carry_user_and_groups() {
             .map(|a| a.as_str().expect("utf8"))
             .collect();
         assert_eq!(cn, ["system:node:n1"]);
-        assert_eq!(orgs, ["system:nodes"]);
+        assert_eq!(orgs, ["system:nodes", "extra", "third"]);
+        let eku = cert
+            .extended_key_usage()
+            .expect("eku parses")
+            .expect("eku present");
+        assert!(eku.value.client_auth);
     });
-    let err = pki
-        .issue_client_cert("u", &["a", "b"])
-        .expect_err("two groups are not encodable yet");
-    assert!(
-        matches!(err, Error::OrganizationsUnsupported { count: 2 }),
-        "{err}"
-    );
+    let single = pki.issue_client_cert("jane", &[]).expect("no groups");
+    assert!(signed_by_ca(&single.cert_pem, &pki.ca_cert_pem));
     assert!(
         !format!("{issued:?}").contains("PRIVATE KEY"),
         "Debug must not print the key"
