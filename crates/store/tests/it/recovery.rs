@@ -181,3 +181,25 @@ async fn a_damaged_snapshot_is_corruption() {
     let opened = EmbeddedStore::open_with(dir.path(), test_options()).await;
     assert!(matches!(opened, Err(Error::Corrupt { .. })), "{:?}", opened.err());
 }
+
+#[tokio::test]
+async fn leftovers_of_an_interrupted_compaction_are_ignored_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    write_some(&store, 0, 10).await;
+    let before = everything(&store).await;
+    store.close().await;
+    // A crash after writing the snapshot and the next log, before the rename commits them.
+    std::fs::write(dir.path().join("snap.tmp"), b"half a snapshot").unwrap();
+    std::fs::write(dir.path().join("log.1"), vec![0u8; 4096]).unwrap();
+
+    let store = open(dir.path()).await;
+    assert_eq!(everything(&store).await, before);
+    assert!(!dir.path().join("snap.tmp").exists() && !dir.path().join("log.1").exists());
+    // The next real compaction takes generation 1 cleanly.
+    store.compact(before.1).await.unwrap();
+    store.close().await;
+    let store = open(dir.path()).await;
+    assert_eq!(everything(&store).await.0, before.0);
+    assert_eq!(store.compacted_revision().await.unwrap(), before.1);
+}
