@@ -163,10 +163,12 @@ impl Store for EmbeddedStore {
     }
 
     async fn create(&self, key: &str, value: Bytes) -> Result<Revision> {
+        check_size(&value)?;
         self.call(|reply| Request::Create { key: key.to_string(), value, reply }).await
     }
 
     async fn update(&self, key: &str, value: Bytes, expected: Revision) -> Result<Revision> {
+        check_size(&value)?;
         self.call(|reply| Request::Update { key: key.to_string(), value, expected, reply }).await
     }
 
@@ -206,6 +208,15 @@ impl Store for EmbeddedStore {
     async fn compacted_revision(&self) -> Result<Revision> {
         Ok(Revision(self.index().compacted()))
     }
+}
+
+/// Refuses values the log cannot frame.
+fn check_size(value: &Bytes) -> Result<()> {
+    if value.len() > writer::MAX_VALUE_BYTES {
+        let message = format!("value of {} bytes exceeds {}", value.len(), writer::MAX_VALUE_BYTES);
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, message).into());
+    }
+    Ok(())
 }
 
 /// The live half of a watch: broadcast batches filtered to one prefix.

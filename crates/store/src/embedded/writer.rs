@@ -47,6 +47,27 @@ pub(crate) enum Request {
     },
 }
 
+impl Request {
+    /// Roughly the bytes this request adds to a log frame.
+    fn size(&self) -> usize {
+        match self {
+            Request::Create { key, value, .. } | Request::Update { key, value, .. } => {
+                key.len() + value.len() + 17
+            }
+            Request::Delete { key, .. } => key.len() + 13,
+            Request::Compact { .. } => 0,
+        }
+    }
+}
+
+/// A batch stops taking more writes past this many bytes, which keeps frames (and their
+/// 32-bit length) bounded whatever the value sizes.
+const MAX_BATCH_BYTES: usize = 16 << 20;
+
+/// Largest value accepted; far above what the API server stores (etcd's default request
+/// limit is 1.5 MiB), and low enough that a frame's 32-bit length never overflows.
+pub(crate) const MAX_VALUE_BYTES: usize = 512 << 20;
+
 /// How a write accepted into a batch is answered once the batch is durable.
 enum Reply {
     Revision(oneshot::Sender<Result<Revision>>),
@@ -78,10 +99,14 @@ impl Writer {
         let mut batch = Vec::with_capacity(self.max_batch);
         let mut frame = Vec::new();
         while let Some(first) = requests.blocking_recv() {
+            let mut bytes = first.size();
             batch.push(first);
-            while batch.len() < self.max_batch {
+            while batch.len() < self.max_batch && bytes < MAX_BATCH_BYTES {
                 match requests.try_recv() {
-                    Ok(request) => batch.push(request),
+                    Ok(request) => {
+                        bytes += request.size();
+                        batch.push(request);
+                    }
                     Err(_) => break,
                 }
             }
