@@ -13,6 +13,7 @@
 //! its JSON gateway, one keep-alive HTTP/1.1 connection per writer. Prints puts/s, p99
 //! latency and the embedded/etcd ratio, as a Markdown table for BENCHMARKS.md.
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 // A benchmark measures wall time; the project's rule against `Instant::now` protects
@@ -247,9 +248,9 @@ async fn slice_etcd(port: u16, writers: usize, round: u32) -> Slice {
 }
 
 /// Both stores at one writer count, in alternating slices.
-async fn level(port: u16, writers: usize, rounds: u32) -> (Stats, Stats) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).await.expect("open"));
+async fn level(port: u16, writers: usize, rounds: u32, dir: &Path) -> (Stats, Stats) {
+    let owned = Arc::new(EmbeddedStore::open(dir).await.expect("open"));
+    let store: Arc<dyn Store> = owned.clone();
     let (mut embedded, mut etcd) = ((Vec::new(), Duration::ZERO), (Vec::new(), Duration::ZERO));
     for round in 0..rounds {
         let (latencies, took) = slice_embedded(&store, writers, round).await;
@@ -259,7 +260,34 @@ async fn level(port: u16, writers: usize, rounds: u32) -> (Stats, Stats) {
         etcd.0.push(latencies);
         etcd.1 += took;
     }
+    drop(store);
+    // Every writer task has finished, so this is the last handle: close it for a reopen.
+    if let Ok(store) = Arc::try_unwrap(owned) {
+        store.close().await;
+    }
     (Stats::of(embedded.0, embedded.1), Stats::of(etcd.0, etcd.1))
+}
+
+/// Maintenance costs of the store the last level filled: compaction of all history (writes
+/// wait meanwhile) and a reopen (recovery from snapshot plus log).
+async fn maintenance(dir: &Path) {
+    let store = EmbeddedStore::open(dir).await.expect("reopen");
+    let keys = store.list("/", Default::default()).await.expect("list").entries.len();
+    let current = store.current_revision().await.expect("revision");
+    let t = Instant::now();
+    store.compact(current).await.expect("compact");
+    let compact = t.elapsed();
+    store.close().await;
+    let t = Instant::now();
+    let store = EmbeddedStore::open(dir).await.expect("reopen");
+    let reopen = t.elapsed();
+    assert_eq!(store.current_revision().await.expect("revision"), current);
+    store.close().await;
+    println!(
+        "\nembedded store with {keys} keys: compaction (snapshot write) {:.0} ms, reopen {:.0} ms",
+        ms(compact),
+        ms(reopen)
+    );
 }
 
 /// The disk's floor for one durable write: 300-byte writes into preallocated space, each
@@ -304,8 +332,10 @@ async fn main() {
     println!();
     println!("| writers | embedded puts/s | p50 / p99 ms | etcd puts/s | p50 / p99 ms | ratio |");
     println!("|--:|--:|--:|--:|--:|--:|");
+    let mut last_dir = None;
     for &writers in &args.writers {
-        let (embedded, remote) = level(etcd.port, writers, args.rounds).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (embedded, remote) = level(etcd.port, writers, args.rounds, dir.path()).await;
         println!(
             "| {writers} | {:.0} | {:.2} / {:.2} | {:.0} | {:.2} / {:.2} | {:.1}x |",
             embedded.rate(),
@@ -317,6 +347,10 @@ async fn main() {
             embedded.rate() / remote.rate()
         );
         debug_assert!(embedded.puts > 0 && remote.puts > 0);
+        last_dir = Some(dir);
     }
     drop(etcd);
+    if let Some(dir) = last_dir {
+        maintenance(dir.path()).await;
+    }
 }
