@@ -18,7 +18,7 @@ use std::sync::{Arc, PoisonError};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use super::files::{DataDir, LogFile};
+use super::files::{self, DataDir, LogFile};
 use super::index::Op;
 use super::{log, Shared};
 use crate::{Deleted, Error, Result, Revision};
@@ -91,6 +91,8 @@ pub(crate) struct Writer {
     pub max_batch: usize,
     /// Set after an I/O failure: the reason every later write is refused.
     pub failed: Option<String>,
+    /// The thread writing the latest compaction's snapshot.
+    pub snapshot: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Writer {
@@ -122,6 +124,7 @@ impl Writer {
             }
             self.commit(writes, &mut frame);
         }
+        self.finish_snapshot();
     }
 
     fn unavailable(&self) -> Option<Error> {
@@ -207,6 +210,8 @@ impl Writer {
         if let Some(error) = self.unavailable() {
             return Err(error);
         }
+        // One snapshot at a time: it reads the index assuming no compaction runs meanwhile.
+        self.finish_snapshot();
         let mut index = self.shared.index.write().unwrap_or_else(PoisonError::into_inner);
         if up_to.0 > index.current() {
             return Err(Error::FutureRevision {
@@ -218,14 +223,36 @@ impl Writer {
             return Ok(());
         }
         index.compact(up_to.0);
-        // Readers only need the read lock; only this thread ever writes.
+        let at = index.current();
         drop(index);
-        let index = self.shared.index.read().unwrap_or_else(PoisonError::into_inner);
-        if let Err(e) = self.dir.rotate(&index, &mut self.log) {
-            self.failed = Some(e.to_string());
-            return Err(e.into());
-        }
+        // Writes from here on go to the new log; the snapshot of `at` is written beside them.
+        let generation = match self.dir.start_generation(&mut self.log) {
+            Ok(generation) => generation,
+            Err(e) => {
+                self.failed = Some(e.to_string());
+                return Err(e.into());
+            }
+        };
+        let shared = Arc::clone(&self.shared);
+        let dir = self.dir.path().to_path_buf();
+        let snapshot = std::thread::Builder::new().name("rkube-store-snapshot".into()).spawn(
+            move || {
+                if let Err(e) = files::write_snapshot(&dir, &shared.index, generation, at) {
+                    // Nothing is lost: recovery replays the older snapshot and every log.
+                    tracing::warn!(error = %e, generation, "writing the compaction snapshot failed");
+                }
+            },
+        )?;
+        self.snapshot = Some(snapshot);
         Ok(())
+    }
+
+    /// Waits for the background snapshot, if one is being written.
+    pub fn finish_snapshot(&mut self) {
+        if let Some(snapshot) = self.snapshot.take() {
+            // A panic there was reported by the panic hook; the logs still hold everything.
+            let _ = snapshot.join();
+        }
     }
 }
 
