@@ -1,17 +1,19 @@
 //! Durable-write benchmark: the embedded store against a real etcd started by this program.
 //!
 //! ```text
-//! cargo run --release -p rkube-store --example store_bench [-- --seconds 5 --writers 1,16,64]
+//! cargo run --release -p rkube-store --example store_bench [-- --rounds 5 --writers 1,16,64]
 //! ```
 //!
-//! For each writer count, that many tasks write 256-byte values to distinct keys for the
-//! given time, first into a fresh embedded store, then into etcd (Debian's `etcd-server`,
+//! For each writer count, that many tasks write 256-byte values to distinct keys, in
+//! `rounds` one-second slices alternating between a fresh embedded store and etcd (so both
+//! see the same drifting disk and CPU conditions of a shared machine); etcd is (Debian's `etcd-server`,
 //! `/usr/bin/etcd` or `$ETCD_BIN`, on loopback with free ports and a temporary data dir,
 //! default durability: it syncs its WAL before answering). Embedded writes are `create`s
 //! (a checked insert, as the API server does); etcd writes are plain `/v3/kv/put`s through
 //! its JSON gateway, one keep-alive HTTP/1.1 connection per writer. Prints puts/s, p99
 //! latency and the embedded/etcd ratio, as a Markdown table for BENCHMARKS.md.
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 // A benchmark measures wall time; the project's rule against `Instant::now` protects
@@ -24,24 +26,25 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 const VALUE_LEN: usize = 256;
+const SLICE: Duration = Duration::from_secs(1);
 
 struct Args {
-    seconds: u64,
+    rounds: u32,
     writers: Vec<usize>,
 }
 
 fn parse_args() -> Args {
-    let mut args = Args { seconds: 5, writers: vec![1, 16, 64] };
+    let mut args = Args { rounds: 5, writers: vec![1, 16, 64] };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
-            "--seconds" => args.seconds = value.parse().expect("--seconds N"),
+            "--rounds" => args.rounds = value.parse().expect("--rounds N"),
             "--writers" => {
                 args.writers =
                     value.split(',').map(|w| w.parse().expect("--writers 1,16")).collect()
             }
-            other => panic!("unknown flag {other}; use --seconds N --writers 1,16,64"),
+            other => panic!("unknown flag {other}; use --rounds N --writers 1,16,64"),
         }
     }
     args
@@ -71,18 +74,19 @@ impl Stats {
     }
 }
 
-async fn bench_embedded(writers: usize, run_for: Duration) -> Stats {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).await.expect("open"));
+/// Latencies of every write of one slice, and how long the slice took.
+type Slice = (Vec<Duration>, Duration);
+
+async fn slice_embedded(store: &Arc<dyn Store>, writers: usize, round: u32) -> Slice {
     let value = Bytes::from(vec![b'v'; VALUE_LEN]);
     let start = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..writers {
-        let (store, value) = (Arc::clone(&store), value.clone());
+        let (store, value) = (Arc::clone(store), value.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
-            while start.elapsed() < run_for {
-                let key = format!("/registry/bench/w{w}/{:09}", latencies.len());
+            while start.elapsed() < SLICE {
+                let key = format!("/registry/bench/r{round}/w{w}/{:09}", latencies.len());
                 let t = Instant::now();
                 store.create(&key, value.clone()).await.expect("embedded create");
                 latencies.push(t.elapsed());
@@ -92,9 +96,9 @@ async fn bench_embedded(writers: usize, run_for: Duration) -> Stats {
     }
     let mut latencies = Vec::new();
     for task in tasks {
-        latencies.push(task.await.expect("writer task"));
+        latencies.extend(task.await.expect("writer task"));
     }
-    Stats::of(latencies, start.elapsed())
+    (latencies, start.elapsed())
 }
 
 /// A real etcd on loopback, killed and its data removed on drop.
@@ -215,17 +219,20 @@ fn base64(input: &[u8]) -> String {
     out
 }
 
-async fn bench_etcd(port: u16, writers: usize, run_for: Duration) -> Stats {
+async fn slice_etcd(port: u16, writers: usize, round: u32) -> Slice {
     let value = vec![b'v'; VALUE_LEN];
+    let mut conns = Vec::new();
+    for _ in 0..writers {
+        conns.push(EtcdConn::connect(port).await.expect("connect to etcd"));
+    }
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for w in 0..writers {
+    for (w, mut conn) in conns.into_iter().enumerate() {
         let value = value.clone();
         tasks.push(tokio::spawn(async move {
-            let mut conn = EtcdConn::connect(port).await.expect("connect to etcd");
             let mut latencies = Vec::new();
-            while start.elapsed() < run_for {
-                let key = format!("/registry/bench/{writers}/w{w}/{:09}", latencies.len());
+            while start.elapsed() < SLICE {
+                let key = format!("/registry/bench/{writers}/r{round}/w{w}/{:09}", latencies.len());
                 let t = Instant::now();
                 conn.put(key.as_bytes(), &value).await.expect("etcd put");
                 latencies.push(t.elapsed());
@@ -235,9 +242,56 @@ async fn bench_etcd(port: u16, writers: usize, run_for: Duration) -> Stats {
     }
     let mut latencies = Vec::new();
     for task in tasks {
-        latencies.push(task.await.expect("writer task"));
+        latencies.extend(task.await.expect("writer task"));
     }
-    Stats::of(latencies, start.elapsed())
+    (latencies, start.elapsed())
+}
+
+/// Both stores at one writer count, in alternating slices.
+async fn level(port: u16, writers: usize, rounds: u32, dir: &Path) -> (Stats, Stats) {
+    let owned = Arc::new(EmbeddedStore::open(dir).await.expect("open"));
+    let store: Arc<dyn Store> = owned.clone();
+    let (mut embedded, mut etcd) = ((Vec::new(), Duration::ZERO), (Vec::new(), Duration::ZERO));
+    for round in 0..rounds {
+        let (latencies, took) = slice_embedded(&store, writers, round).await;
+        embedded.0.push(latencies);
+        embedded.1 += took;
+        let (latencies, took) = slice_etcd(port, writers, round).await;
+        etcd.0.push(latencies);
+        etcd.1 += took;
+    }
+    drop(store);
+    // Every writer task has finished, so this is the last handle: close it for a reopen.
+    if let Ok(store) = Arc::try_unwrap(owned) {
+        store.close().await;
+    }
+    (Stats::of(embedded.0, embedded.1), Stats::of(etcd.0, etcd.1))
+}
+
+/// Maintenance costs of the store the last level filled: compaction of all history (writes
+/// wait for the in-memory part only), its background snapshot, and a reopen.
+async fn maintenance(dir: &Path) {
+    let store = EmbeddedStore::open(dir).await.expect("reopen");
+    let keys = store.list("/", Default::default()).await.expect("list").entries.len();
+    let current = store.current_revision().await.expect("revision");
+    let t = Instant::now();
+    store.compact(current).await.expect("compact");
+    let compact = t.elapsed();
+    // Close waits for the background snapshot of the compaction.
+    store.close().await;
+    let snapshot = t.elapsed();
+    let t = Instant::now();
+    let store = EmbeddedStore::open(dir).await.expect("reopen");
+    let reopen = t.elapsed();
+    assert_eq!(store.current_revision().await.expect("revision"), current);
+    store.close().await;
+    println!(
+        "\nembedded store with {keys} keys: compact() returns in {:.0} ms (writes wait that \
+         long), its snapshot is on disk after {:.0} ms; reopen takes {:.0} ms",
+        ms(compact),
+        ms(snapshot),
+        ms(reopen)
+    );
 }
 
 /// The disk's floor for one durable write: 300-byte writes into preallocated space, each
@@ -269,7 +323,6 @@ async fn main() {
         (base64(b"foob"), base64(b"fooba"), base64(b"foo")),
         ("Zm9vYg==".into(), "Zm9vYmE=".into(), "Zm9v".into())
     );
-    let run_for = Duration::from_secs(args.seconds);
     let etcd = start_etcd().await;
     let version =
         Command::new(std::env::var("ETCD_BIN").unwrap_or_else(|_| "/usr/bin/etcd".into()))
@@ -277,15 +330,16 @@ async fn main() {
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string())
             .unwrap_or_default();
-    println!("durable puts of {VALUE_LEN}-byte values, {}s per run; etcd: {version}", args.seconds);
+    println!("durable puts of {VALUE_LEN}-byte values, {} alternating 1s slices per store and writer count; etcd: {version}", args.rounds);
     println!("temp dirs under {}", std::env::temp_dir().display());
     println!("disk floor: {:.0} sequential write+fdatasync/s", sync_rate());
     println!();
     println!("| writers | embedded puts/s | p50 / p99 ms | etcd puts/s | p50 / p99 ms | ratio |");
     println!("|--:|--:|--:|--:|--:|--:|");
+    let mut last_dir = None;
     for &writers in &args.writers {
-        let embedded = bench_embedded(writers, run_for).await;
-        let remote = bench_etcd(etcd.port, writers, run_for).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (embedded, remote) = level(etcd.port, writers, args.rounds, dir.path()).await;
         println!(
             "| {writers} | {:.0} | {:.2} / {:.2} | {:.0} | {:.2} / {:.2} | {:.1}x |",
             embedded.rate(),
@@ -297,6 +351,10 @@ async fn main() {
             embedded.rate() / remote.rate()
         );
         debug_assert!(embedded.puts > 0 && remote.puts > 0);
+        last_dir = Some(dir);
     }
     drop(etcd);
+    if let Some(dir) = last_dir {
+        maintenance(dir.path()).await;
+    }
 }

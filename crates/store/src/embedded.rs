@@ -14,9 +14,11 @@
 //!   broadcast is sent while the index is write-locked and a watch registers under the read
 //!   lock, so no event is lost or repeated between the two. A watcher more than
 //!   [`EmbeddedOptions::watch_buffer`] batches behind gets [`Error::WatchLagged`].
-//! - **Compaction** drops history below the revision, writes the whole retained state as a
-//!   snapshot (`snap.<gen>`, via a temporary name and an atomic rename) and starts a fresh
-//!   `log.<gen>`, so disk use stays proportional to the retained history.
+//! - **Compaction** drops history below the revision, switches writes to a fresh
+//!   `log.<gen>` and, on a background thread, writes the retained state as of the switch as
+//!   a snapshot (`snap.<gen>`, via a temporary name and an atomic rename), then deletes the
+//!   older files, so disk use stays proportional to the retained history and writes do not
+//!   wait for the snapshot.
 //! - **Recovery**: load the newest snapshot, replay its log, cut a torn tail (a damaged last
 //!   frame); damage followed by intact newer frames is [`Error::Corrupt`]. A `FORMAT` file
 //!   names the on-disk version; an unknown one is [`Error::UnsupportedFormat`]. A `LOCK`
@@ -37,7 +39,8 @@
 //!
 //! Trade-offs: all retained history must fit in memory (as for etcd's index plus the API
 //! server's watch cache), open time grows with the log since the last compaction, and a
-//! compaction pauses writes while it writes the snapshot.
+//! compaction holds the index's write lock while it drops old versions (a pass over the
+//! keys, no I/O).
 
 mod files;
 mod index;
@@ -121,6 +124,7 @@ impl EmbeddedStore {
             log: recovered.log,
             max_batch: options.max_batch.max(1),
             failed: None,
+            snapshot: None,
         };
         let writer = std::thread::Builder::new()
             .name("rkube-store-writer".into())
@@ -163,10 +167,12 @@ impl Store for EmbeddedStore {
     }
 
     async fn create(&self, key: &str, value: Bytes) -> Result<Revision> {
+        check_size(&value)?;
         self.call(|reply| Request::Create { key: key.to_string(), value, reply }).await
     }
 
     async fn update(&self, key: &str, value: Bytes, expected: Revision) -> Result<Revision> {
+        check_size(&value)?;
         self.call(|reply| Request::Update { key: key.to_string(), value, expected, reply }).await
     }
 
@@ -206,6 +212,15 @@ impl Store for EmbeddedStore {
     async fn compacted_revision(&self) -> Result<Revision> {
         Ok(Revision(self.index().compacted()))
     }
+}
+
+/// Refuses values the log cannot frame.
+fn check_size(value: &Bytes) -> Result<()> {
+    if value.len() > writer::MAX_VALUE_BYTES {
+        let message = format!("value of {} bytes exceeds {}", value.len(), writer::MAX_VALUE_BYTES);
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, message).into());
+    }
+    Ok(())
 }
 
 /// The live half of a watch: broadcast batches filtered to one prefix.

@@ -7,8 +7,15 @@
 //! reads and watches below the compacted revision fail with [`Error::Compacted`].
 //!
 //! Backends:
-//! - [`embedded`]: the default, durable on local disk (see its docs for the engine choice).
+//! - [`embedded`]: the default, durable on local disk: an append-only log of CRC-framed
+//!   batches with group commit (one `fdatasync` per batch), an in-memory MVCC index,
+//!   snapshots on compaction and torn-tail recovery. Its docs say why this engine and not
+//!   SQLite or redb; BENCHMARKS.md has its rates against real etcd.
 //! - an etcd backend arrives with the datastore issue and runs the same [`suite`].
+//!
+//! [`suite`] is the conformance suite every backend runs: one `pub async fn(&dyn Store)`
+//! per behaviour, and [`store_suite!`] to turn them into `#[tokio::test]`s for a backend's
+//! store factory.
 //!
 //! Keys follow the seed: `/registry/<resource>/<namespace>/<name>`; values are opaque bytes
 //! (the API server stores JSON).
@@ -22,7 +29,7 @@ use futures::Stream;
 pub mod embedded;
 pub mod suite;
 
-pub use embedded::EmbeddedStore;
+pub use embedded::{EmbeddedOptions, EmbeddedStore};
 
 /// A point in the store's history. Revision 0 means "nothing written yet"; the first write
 /// gets revision 1, as in etcd.

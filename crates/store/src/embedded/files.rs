@@ -8,17 +8,23 @@
 //! <dir>/log.<gen>     every write after snap.<gen>
 //! ```
 //!
-//! Compaction writes `snap.tmp`, creates `log.<gen+1>`, syncs both and the directory, and
-//! only then renames `snap.tmp` to `snap.<gen+1>`: that rename is the commit point. Recovery
-//! takes the highest snapshot generation and deletes every other file.
+//! Compaction first switches writes to a fresh `log.<gen+1>` (created and synced before the
+//! first write goes there), then writes the state as of the switch to `snap.tmp` in the
+//! background, syncs it and renames it to `snap.<gen+1>`: that rename is the commit point,
+//! after which older files are deleted. Recovery loads the highest snapshot generation `s`
+//! (none: generation 0), replays `log.s` and every following `log.s+1`, `log.s+2`, ... (a
+//! crash before the rename leaves the old snapshot and a chain of logs), and deletes older
+//! files and `snap.tmp`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{PoisonError, RwLock};
 
 use super::index::Index;
-use super::{log, snapshot};
+use super::log;
+use super::snapshot::{self, SnapshotWriter};
 use crate::{Error, Result};
 
 /// The on-disk format this build reads and writes.
@@ -79,14 +85,21 @@ pub(crate) fn open(path: &Path, preallocate: u64) -> Result<Recovered> {
             .map_err(|reason| corrupt(&snap_path, reason))?;
     }
     let log_path = path.join(format!("log.{generation}"));
-    let log = recover_log(&log_path, generation, preallocate, &mut index)?;
+    let mut log = recover_log(&log_path, generation, preallocate, &mut index)?;
+    while names.contains(&format!("log.{}", log.generation + 1)) {
+        let next = log.generation + 1;
+        log = recover_log(&path.join(format!("log.{next}")), next, preallocate, &mut index)?;
+    }
+    if let Some(stray) = names.iter().find(|n| generation_of(n, "log.") > Some(log.generation)) {
+        return Err(corrupt(&path.join(stray), "log does not follow the others"));
+    }
 
     // Leftovers of finished or interrupted compactions.
     let mut removed = false;
     for name in &names {
         let stale = name == SNAP_TMP
-            || generation_of(name, "snap.").is_some_and(|g| g != generation)
-            || generation_of(name, "log.").is_some_and(|g| g != generation);
+            || generation_of(name, "snap.").is_some_and(|g| g < generation)
+            || generation_of(name, "log.").is_some_and(|g| g < generation);
         if stale {
             fs::remove_file(path.join(name))?;
             removed = true;
@@ -159,10 +172,10 @@ fn recover_log(path: &Path, generation: u64, prealloc: u64, index: &mut Index) -
         }
         Err(e) => return Err(e.into()),
     };
-    // Generation 0 is created on first open; a crash during that leaves a short or zero
-    // header and, as open never returned, no acknowledged write.
+    // A log is created and synced before any write goes to it; a crash during that leaves
+    // a short or zero header and no acknowledged write.
     let unborn = buf.len() < log::HEADER_LEN || buf[..log::HEADER_LEN].iter().all(|b| *b == 0);
-    if generation == 0 && unborn {
+    if unborn {
         return Ok(LogFile::create(path, generation, prealloc)?);
     }
     let scan = log::scan(&buf, generation).map_err(|damage| corrupt(path, damage.0))?;
@@ -234,23 +247,58 @@ impl LogFile {
 }
 
 impl DataDir {
-    /// Persists `index` as the next generation and switches `log` to a fresh file.
-    pub fn rotate(&self, index: &Index, log: &mut LogFile) -> io::Result<()> {
-        let next = log.generation + 1;
-        let tmp = self.path.join(SNAP_TMP);
-        let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
-        snapshot::write(index, next, &mut out)?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        let new_log =
-            LogFile::create(&self.path.join(format!("log.{next}")), next, log.preallocate)?;
-        sync_dir(&self.path)?;
-        fs::rename(&tmp, self.path.join(format!("snap.{next}")))?;
-        sync_dir(&self.path)?;
-        let old = std::mem::replace(log, new_log);
-        drop(old.file);
-        // Stale files are also removed by the next open, so failures here lose nothing.
-        let _ = fs::remove_file(self.path.join(format!("log.{}", old.generation)));
-        let _ = fs::remove_file(self.path.join(format!("snap.{}", old.generation)));
-        Ok(())
+    pub fn path(&self) -> &Path {
+        &self.path
     }
+
+    /// Switches `log` to a fresh, synced `log.<gen+1>` and returns its generation. Until a
+    /// snapshot of that generation is committed, recovery replays the old log and this one.
+    pub fn start_generation(&self, log: &mut LogFile) -> io::Result<u64> {
+        let next = log.generation + 1;
+        let path = self.path.join(format!("log.{next}"));
+        let new_log = LogFile::create(&path, next, log.preallocate)?;
+        sync_dir(&self.path)?;
+        *log = new_log;
+        Ok(next)
+    }
+}
+
+/// Writes the state as of revision `at` as snapshot `generation` of the store in `dir` and
+/// deletes the files it supersedes. Runs beside the writer: it reads the index in chunks
+/// under the read lock, which is consistent as long as no compaction runs meanwhile.
+pub(crate) fn write_snapshot(
+    dir: &Path,
+    index: &RwLock<Index>,
+    generation: u64,
+    at: i64,
+) -> io::Result<()> {
+    let read = || index.read().unwrap_or_else(PoisonError::into_inner);
+    let compacted = read().compacted();
+    let tmp = dir.join(SNAP_TMP);
+    let out = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+    let mut snapshot = SnapshotWriter::begin(out, generation, compacted, at)?;
+    let mut after: Option<String> = None;
+    loop {
+        let (chunk, last) = read().chunk_at(after.as_deref(), at, 4096);
+        for (key, versions) in &chunk {
+            snapshot.key(key, versions)?;
+        }
+        match last {
+            Some(last) => after = Some(last),
+            None => break,
+        }
+    }
+    snapshot.finish()?.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    fs::rename(&tmp, dir.join(format!("snap.{generation}")))?;
+    sync_dir(dir)?;
+    // Superseded files; whatever is left here is removed by the next open.
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        let old = generation_of(&name, "snap.").or_else(|| generation_of(&name, "log."));
+        if old.is_some_and(|g| g < generation) {
+            fs::remove_file(dir.join(&*name))?;
+        }
+    }
+    Ok(())
 }

@@ -56,9 +56,34 @@ impl Index {
         self.compacted
     }
 
-    /// Every key with its retained versions, in key order (for snapshots).
+    /// Every key with its retained versions, in key order.
+    #[cfg(test)]
     pub fn keys(&self) -> &BTreeMap<String, Vec<Version>> {
         &self.keys
+    }
+
+    /// Up to `max` keys after `after` (all keys when `None`) with their versions at or
+    /// below `at`, skipping keys with none, plus the last key looked at (`None` at the end).
+    /// A snapshot of revision `at` is read in such chunks while writes go on: writes only
+    /// append versions above `at`, so the chunks add up to one consistent state.
+    #[allow(clippy::type_complexity)] // a pair of plain collections reads better than a struct
+    pub fn chunk_at(
+        &self,
+        after: Option<&str>,
+        at: i64,
+        max: usize,
+    ) -> (Vec<(String, Vec<Version>)>, Option<String>) {
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut chunk = Vec::new();
+        let mut last = None;
+        for (key, versions) in self.keys.range::<str, _>((start, Bound::Unbounded)).take(max) {
+            let upto = versions.partition_point(|v| v.rev <= at);
+            if upto > 0 {
+                chunk.push((key.clone(), versions[..upto].to_vec()));
+            }
+            last = Some(key);
+        }
+        (chunk, last.cloned())
     }
 
     /// The mod revision of the live key, `None` when absent or deleted.
@@ -286,6 +311,23 @@ mod tests {
         let events = index.events_after("/", 4);
         assert_eq!(events.iter().map(|e| e.revision().0).collect::<Vec<_>>(), vec![5, 6]);
         assert_eq!(events[0].prev.as_ref().unwrap().mod_revision, Revision(3));
+    }
+
+    #[test]
+    fn chunks_at_a_revision_ignore_later_writes() {
+        let mut index = build(vec![put(1, "/a", "1"), put(2, "/b", "1"), put(3, "/c", "1")]);
+        let (first, last) = index.chunk_at(None, 2, 1);
+        assert_eq!(last.as_deref(), Some("/a"));
+        index.apply(put(4, "/a", "2")).unwrap();
+        index.apply(put(5, "/aa", "1")).unwrap();
+        let (second, last) = index.chunk_at(last.as_deref(), 2, 2);
+        assert_eq!(last.as_deref(), Some("/b"));
+        let keys: Vec<_> =
+            first.iter().chain(&second).map(|(k, v)| (k.as_str(), v.len())).collect();
+        assert_eq!(keys, [("/a", 1), ("/b", 1)]);
+        let (third, last) = index.chunk_at(last.as_deref(), 2, 2);
+        assert_eq!((third.len(), last.as_deref()), (0, Some("/c")));
+        assert_eq!(index.chunk_at(last.as_deref(), 2, 2), (vec![], None));
     }
 
     #[test]

@@ -1,15 +1,17 @@
 //! Snapshots: the whole retained history in one checksummed file, written by compaction.
 //!
 //! ```text
-//! file := "RKSNAP\0\x01" body crc32(body):u32le
-//! body := generation:u64le compacted:i64le current:i64le key_count:u64le key{key_count}
+//! file := "RKSNAP\0\x02" body crc32(body):u32le
+//! body := generation:u64le compacted:i64le current:i64le key* END:u32le (0xffff_ffff)
 //! key  := key_len:u32le key version_count:u32le version{version_count}
 //! version := rev:i64le create:i64le version:i64le tag:u8 (0 tombstone, 1 value)
 //!            [value_len:u32le value]                                    (tag 1 only)
 //! ```
 //!
-//! A snapshot is written to a temporary name, synced and renamed into place, so it is either
-//! complete or absent; a bad checksum therefore means corruption, never a torn write.
+//! Keys are streamed (no count up front), so a snapshot can be written from the live index
+//! in chunks while writes go on. A snapshot is written to a temporary name, synced and
+//! renamed into place, so it is either complete or absent; a bad checksum therefore means
+//! corruption, never a torn write.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -19,40 +21,68 @@ use bytes::Bytes;
 use super::index::{Index, Version};
 use super::log::Reader;
 
-const SNAP_MAGIC: &[u8; 8] = b"RKSNAP\0\x01";
+const SNAP_MAGIC: &[u8; 8] = b"RKSNAP\0\x02";
+const END: u32 = u32::MAX;
 
-/// Serialises `index` as generation `generation` into `out`.
-pub(crate) fn write(index: &Index, generation: u64, out: &mut impl Write) -> std::io::Result<()> {
-    let mut crc = crc32fast::Hasher::new();
-    let mut put = |bytes: &[u8], out: &mut dyn Write| -> std::io::Result<()> {
-        crc.update(bytes);
-        out.write_all(bytes)
-    };
-    out.write_all(SNAP_MAGIC)?;
-    put(&generation.to_le_bytes(), out)?;
-    put(&index.compacted().to_le_bytes(), out)?;
-    put(&index.current().to_le_bytes(), out)?;
-    put(&(index.keys().len() as u64).to_le_bytes(), out)?;
-    for (key, versions) in index.keys() {
-        put(&(key.len() as u32).to_le_bytes(), out)?;
-        put(key.as_bytes(), out)?;
-        put(&(versions.len() as u32).to_le_bytes(), out)?;
+/// Streams a snapshot into `out`: [`begin`](Self::begin), [`key`](Self::key) in key order,
+/// [`finish`](Self::finish).
+pub(crate) struct SnapshotWriter<W: Write> {
+    out: W,
+    crc: crc32fast::Hasher,
+}
+
+impl<W: Write> SnapshotWriter<W> {
+    pub fn begin(out: W, generation: u64, compacted: i64, current: i64) -> std::io::Result<Self> {
+        let mut w = SnapshotWriter { out, crc: crc32fast::Hasher::new() };
+        w.out.write_all(SNAP_MAGIC)?;
+        w.put(&generation.to_le_bytes())?;
+        w.put(&compacted.to_le_bytes())?;
+        w.put(&current.to_le_bytes())?;
+        Ok(w)
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.crc.update(bytes);
+        self.out.write_all(bytes)
+    }
+
+    pub fn key(&mut self, key: &str, versions: &[Version]) -> std::io::Result<()> {
+        self.put(&(key.len() as u32).to_le_bytes())?;
+        self.put(key.as_bytes())?;
+        self.put(&(versions.len() as u32).to_le_bytes())?;
         for v in versions {
-            put(&v.rev.to_le_bytes(), out)?;
-            put(&v.create.to_le_bytes(), out)?;
-            put(&v.version.to_le_bytes(), out)?;
+            self.put(&v.rev.to_le_bytes())?;
+            self.put(&v.create.to_le_bytes())?;
+            self.put(&v.version.to_le_bytes())?;
             match &v.value {
-                None => put(&[0], out)?,
+                None => self.put(&[0])?,
                 Some(value) => {
-                    put(&[1], out)?;
-                    put(&(value.len() as u32).to_le_bytes(), out)?;
-                    put(value, out)?;
+                    self.put(&[1])?;
+                    self.put(&(value.len() as u32).to_le_bytes())?;
+                    self.put(value)?;
                 }
             }
         }
+        Ok(())
     }
-    let crc = crc.finalize();
-    out.write_all(&crc.to_le_bytes())
+
+    /// Writes the end marker and checksum; returns the sink for syncing.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.put(&END.to_le_bytes())?;
+        let crc = self.crc.clone().finalize();
+        self.out.write_all(&crc.to_le_bytes())?;
+        Ok(self.out)
+    }
+}
+
+/// Serialises all of `index` as generation `generation` (tests; compaction streams).
+#[cfg(test)]
+pub(crate) fn write(index: &Index, generation: u64, out: &mut impl Write) -> std::io::Result<()> {
+    let mut w = SnapshotWriter::begin(out, generation, index.compacted(), index.current())?;
+    for (key, versions) in index.keys() {
+        w.key(key, versions)?;
+    }
+    w.finish().map(|_| ())
 }
 
 /// Parses a snapshot file's bytes; `generation` must match the file name.
@@ -73,10 +103,13 @@ pub(crate) fn read(buf: &[u8], generation: u64) -> Result<Index, String> {
     }
     let compacted = r.i64()?;
     let current = r.i64()?;
-    let key_count = r.u64()?;
     let mut keys = BTreeMap::new();
-    for _ in 0..key_count {
-        let len = r.u32()? as usize;
+    loop {
+        let len = r.u32()?;
+        if len == END {
+            break;
+        }
+        let len = len as usize;
         let key = std::str::from_utf8(r.bytes(len)?).map_err(|_| "key is not UTF-8")?;
         let count = r.u32()? as usize;
         let mut versions = Vec::with_capacity(count.min(body.len()));

@@ -18,7 +18,7 @@ use std::sync::{Arc, PoisonError};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use super::files::{DataDir, LogFile};
+use super::files::{self, DataDir, LogFile};
 use super::index::Op;
 use super::{log, Shared};
 use crate::{Deleted, Error, Result, Revision};
@@ -47,6 +47,27 @@ pub(crate) enum Request {
     },
 }
 
+impl Request {
+    /// Roughly the bytes this request adds to a log frame.
+    fn size(&self) -> usize {
+        match self {
+            Request::Create { key, value, .. } | Request::Update { key, value, .. } => {
+                key.len() + value.len() + 17
+            }
+            Request::Delete { key, .. } => key.len() + 13,
+            Request::Compact { .. } => 0,
+        }
+    }
+}
+
+/// A batch stops taking more writes past this many bytes, which keeps frames (and their
+/// 32-bit length) bounded whatever the value sizes.
+const MAX_BATCH_BYTES: usize = 16 << 20;
+
+/// Largest value accepted; far above what the API server stores (etcd's default request
+/// limit is 1.5 MiB), and low enough that a frame's 32-bit length never overflows.
+pub(crate) const MAX_VALUE_BYTES: usize = 512 << 20;
+
 /// How a write accepted into a batch is answered once the batch is durable.
 enum Reply {
     Revision(oneshot::Sender<Result<Revision>>),
@@ -70,6 +91,8 @@ pub(crate) struct Writer {
     pub max_batch: usize,
     /// Set after an I/O failure: the reason every later write is refused.
     pub failed: Option<String>,
+    /// The thread writing the latest compaction's snapshot.
+    pub snapshot: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Writer {
@@ -78,10 +101,14 @@ impl Writer {
         let mut batch = Vec::with_capacity(self.max_batch);
         let mut frame = Vec::new();
         while let Some(first) = requests.blocking_recv() {
+            let mut bytes = first.size();
             batch.push(first);
-            while batch.len() < self.max_batch {
+            while batch.len() < self.max_batch && bytes < MAX_BATCH_BYTES {
                 match requests.try_recv() {
-                    Ok(request) => batch.push(request),
+                    Ok(request) => {
+                        bytes += request.size();
+                        batch.push(request);
+                    }
                     Err(_) => break,
                 }
             }
@@ -97,6 +124,7 @@ impl Writer {
             }
             self.commit(writes, &mut frame);
         }
+        self.finish_snapshot();
     }
 
     fn unavailable(&self) -> Option<Error> {
@@ -182,6 +210,8 @@ impl Writer {
         if let Some(error) = self.unavailable() {
             return Err(error);
         }
+        // One snapshot at a time: it reads the index assuming no compaction runs meanwhile.
+        self.finish_snapshot();
         let mut index = self.shared.index.write().unwrap_or_else(PoisonError::into_inner);
         if up_to.0 > index.current() {
             return Err(Error::FutureRevision {
@@ -193,14 +223,36 @@ impl Writer {
             return Ok(());
         }
         index.compact(up_to.0);
-        // Readers only need the read lock; only this thread ever writes.
+        let at = index.current();
         drop(index);
-        let index = self.shared.index.read().unwrap_or_else(PoisonError::into_inner);
-        if let Err(e) = self.dir.rotate(&index, &mut self.log) {
-            self.failed = Some(e.to_string());
-            return Err(e.into());
-        }
+        // Writes from here on go to the new log; the snapshot of `at` is written beside them.
+        let generation = match self.dir.start_generation(&mut self.log) {
+            Ok(generation) => generation,
+            Err(e) => {
+                self.failed = Some(e.to_string());
+                return Err(e.into());
+            }
+        };
+        let shared = Arc::clone(&self.shared);
+        let dir = self.dir.path().to_path_buf();
+        let snapshot = std::thread::Builder::new().name("rkube-store-snapshot".into()).spawn(
+            move || {
+                if let Err(e) = files::write_snapshot(&dir, &shared.index, generation, at) {
+                    // Nothing is lost: recovery replays the older snapshot and every log.
+                    tracing::warn!(error = %e, generation, "writing the compaction snapshot failed");
+                }
+            },
+        )?;
+        self.snapshot = Some(snapshot);
         Ok(())
+    }
+
+    /// Waits for the background snapshot, if one is being written.
+    pub fn finish_snapshot(&mut self) {
+        if let Some(snapshot) = self.snapshot.take() {
+            // A panic there was reported by the panic hook; the logs still hold everything.
+            let _ = snapshot.join();
+        }
     }
 }
 
