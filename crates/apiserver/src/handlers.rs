@@ -208,14 +208,7 @@ fn list_query(info: &ResourceInfo, q: &Query) -> Result<ListQuery> {
     let field = match q.get("fieldSelector").map(String::as_str) {
         Some(s) if !s.trim().is_empty() => {
             let f = FieldSelector::parse(s).map_err(ApiError::bad_request)?;
-            let supported = rkube_api::selector::supported_fields(info);
-            for name in f.fields() {
-                if !supported.contains(&name) {
-                    return Err(ApiError::bad_request(format!(
-                        "field label not supported: {name}"
-                    )));
-                }
-            }
+            let f = f.validate_for(info).map_err(ApiError::bad_request)?;
             Some(f)
         }
         _ => None,
