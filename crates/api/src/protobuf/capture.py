@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Records kubectl's protobuf request bodies, for the fixtures under testdata/.
 
-A loopback-only HTTPS proxy in front of a running `rkube server`: every request is forwarded
-to the server with the admin client certificate; the body of each POST/PUT/PATCH sent as
-`application/vnd.kubernetes.protobuf` is written to <out>/<NAME>.pb, where NAME is taken
-from the X-Capture-Name of the environment file <out>/NEXT (set by the driving script).
+A loopback-only HTTPS proxy in front of a running `rkube server` (it reuses the server's
+serving certificate): every request is forwarded to the server with the admin client
+certificate; the body of each request sent as `application/vnd.kubernetes.protobuf`
+(POST, PUT, and DELETE with DeleteOptions) is written to <out>/<NAME>.pb, where NAME is the
+content of the file <out>/NEXT, written by the driving script before each kubectl command.
 
 Usage: capture.py <data-dir> <listen-port> <upstream-port> <out-dir>
+Then point kubectl at a copy of <data-dir>/kubeconfig.yaml whose server port is
+<listen-port>; the fixtures' .json files are the same commands' `--dry-run=client -o json`.
 """
 
 import http.client
