@@ -7,7 +7,7 @@
 //! (`typeMeta` {apiVersion, kind}, `raw` object bytes, `contentEncoding`, `contentType`);
 //! `raw` is the gogo-protobuf (proto2) encoding of the Go type.
 //!
-//! - [`wire`](self): a generic protobuf wire reader (varint, fixed64, length-delimited,
+//! - `wire`: a generic protobuf wire reader (varint, fixed64, length-delimited,
 //!   fixed32, packed repeated).
 //! - `table`: one entry per Go struct — field number, JSON name, `omitempty`, pointer,
 //!   embedded-inline, type — generated from upstream's struct tags by `gen_table.py`

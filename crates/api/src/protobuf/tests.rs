@@ -557,3 +557,40 @@ fn every_served_kind_decodes_an_empty_object() {
 
 /// Lists and options of every group come on top of the served kinds.
 const RESOURCES_LEN_FLOOR: usize = 100;
+
+#[test]
+fn kubectl_auth_can_i_sends_a_self_subject_access_review() {
+    let decoded = decode(&fixture("can-i.pb")).expect("decodes");
+    assert_eq!(
+        serde_json::to_string(&decoded).expect("serializes"),
+        serde_json::to_string(&json!({
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": null},
+            "spec": {"resourceAttributes": {
+                "namespace": "default",
+                "verb": "list",
+                "group": "apps",
+                "resource": "deployments",
+                "subresource": "scale"
+            }},
+            // `allowed` has no omitempty
+            "status": {"allowed": false}
+        }))
+        .expect("serializes")
+    );
+}
+
+#[test]
+fn kubectl_auth_whoami_alpha_body_is_an_unknown_kind() {
+    // kubectl tries v1, v1beta1 then v1alpha1; the last body it sent names a version we
+    // have no table for, which the API server must refuse rather than misread
+    match decode(&fixture("whoami-v1alpha1.pb")) {
+        Err(ProtobufError::UnknownKind { api_version, kind }) => {
+            assert_eq!(api_version, "authentication.k8s.io/v1alpha1");
+            assert_eq!(kind, "SelfSubjectReview");
+        }
+        other => panic!("expected an unknown kind, got {other:?}"),
+    }
+    assert!(supports("authentication.k8s.io/v1", "SelfSubjectReview"));
+}
