@@ -15,6 +15,7 @@
 pub mod defaults;
 pub mod openapi;
 pub mod printers;
+pub mod protobuf;
 pub mod resources;
 pub mod schema;
 pub mod selector;
