@@ -238,17 +238,26 @@ fn write_options(q: &Query) -> Result<WriteOptions> {
 
 async fn read_body(req: Request<Body>) -> Result<(Bytes, String)> {
     let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()) {
-        if len > MAX_BODY {
-            return Err(ApiError::too_large());
+    let mut body = req.into_body();
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    // Read everything the client sends (so that it sees our answer, not a reset), but keep
+    // at most MAX_BODY bytes and stop reading altogether at a hard cap.
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("reading the request body failed: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= MAX_BODY {
+                buf.extend_from_slice(&data);
+            } else if seen > 16 * MAX_BODY {
+                break;
+            }
         }
     }
-    let limited = http_body_util::Limited::new(req.into_body(), MAX_BODY);
-    match limited.collect().await {
-        Ok(c) => Ok((c.to_bytes(), ct)),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(ApiError::too_large()),
-        Err(e) => Err(ApiError::bad_request(format!("reading the request body failed: {e}"))),
+    if seen > MAX_BODY {
+        return Err(ApiError::too_large());
     }
+    Ok((buf.freeze(), ct))
 }
 
 /// Decodes a JSON or YAML object body.
@@ -257,6 +266,14 @@ fn decode_body(info: &ResourceInfo, body: &[u8], content_type: &str) -> Result<V
     let parsed: std::result::Result<Value, String> = match mt {
         "application/yaml" | "application/x-yaml" | "text/yaml" => serde_saphyr::from_slice(body).map_err(|e| e.to_string()),
         "application/json" | "" | "*/*" => serde_json::from_slice(body).map_err(|e| e.to_string()),
+        "application/vnd.kubernetes.protobuf" => {
+            return rkube_api::protobuf::decode(body).map_err(|e| match e {
+                rkube_api::protobuf::ProtobufError::UnknownKind { .. } | rkube_api::protobuf::ProtobufError::UnsupportedEncoding(_) => {
+                    ApiError::unsupported_media_type("application/vnd.kubernetes.protobuf")
+                }
+                other => ApiError::bad_request(format!("the object provided is unrecognized (must be of type {}): {other}", info.kind)),
+            })
+        }
         other => return Err(ApiError::unsupported_media_type(other)),
     };
     let v = parsed.map_err(|e| {
@@ -404,8 +421,14 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
         }
         (&Method::DELETE, true, None) => {
             let opts = write_options(&q)?;
-            let (body, _) = read_body(req).await?;
-            let options: Value = if body.is_empty() { json!({}) } else { serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))? };
+            let (body, ct) = read_body(req).await?;
+            let options: Value = if body.is_empty() {
+                json!({})
+            } else if ct.starts_with("application/vnd.kubernetes.protobuf") {
+                rkube_api::protobuf::decode(&body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+            } else {
+                serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+            };
             let opts = if options["dryRun"].as_array().is_some_and(|d| d.iter().any(|x| x == "All")) { WriteOptions { dry_run: true } } else { opts };
             let (obj, gone) = reg.delete(&rp, &options, &opts).await?;
             let returns_object = !gone || matches!((info.group, info.kind), ("", "Pod") | ("", "Service") | ("", "Namespace"));
