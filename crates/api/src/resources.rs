@@ -121,7 +121,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         Namespaced, &["pvc"], NONE, STATUS),
     r("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume", Cluster, &["pv"],
         NONE, STATUS),
-    r("", "v1", "Pod", "pods", "pod", Namespaced, &["po"], ALL, STATUS),
+    r("", "v1", "Pod", "pods", "pod", Namespaced, &["po"], ALL, &["status", "binding"]),
     r("", "v1", "PodTemplate", "podtemplates", "podtemplate", Namespaced, NONE, NONE, NONE),
     r("", "v1", "ReplicationController", "replicationcontrollers", "replicationcontroller",
         Namespaced, &["rc"], ALL, STATUS_SCALE),

@@ -10,6 +10,8 @@ const SUB_VERBS: &[&str] = &["get", "patch", "update"];
 fn sub_verbs(sub: &str) -> &'static [&'static str] {
     if sub == "finalize" {
         &["update"]
+    } else if sub == "binding" {
+        &["create"]
     } else {
         SUB_VERBS
     }
@@ -74,6 +76,7 @@ pub fn group(name: &str) -> Option<Value> {
 fn sub_kind(info: &ResourceInfo, sub: &str) -> (&'static str, &'static str, &'static str) {
     match sub {
         "scale" => ("autoscaling", "v1", "Scale"),
+        "binding" => ("", "", "Binding"),
         _ => ("", "", info.kind),
     }
 }

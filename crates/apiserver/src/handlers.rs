@@ -382,6 +382,13 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
             let created = reg.create(info, rp.namespace.as_deref(), obj, &opts).await?;
             Ok(json_response(StatusCode::CREATED, &render_one(info, out, created, &q)))
         }
+        (&Method::POST, true, Some("binding")) => {
+            let opts = write_options(&q)?;
+            let (body, ct) = read_body(req).await?;
+            let binding = decode_body(info, &body, &ct)?;
+            reg.bind(&rp, &binding, &opts).await?;
+            Ok(json_response(StatusCode::CREATED, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})))
+        }
         (&Method::PUT, true, Some("finalize")) => {
             let (body, ct) = read_body(req).await?;
             let obj = decode_body(info, &body, &ct)?;
@@ -411,7 +418,7 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
                 "application/strategic-merge-patch+json" => PatchType::Strategic,
                 _ => {
                     let mut e = ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", "415: Unsupported Media Type");
-                    e.details = Some(json!({}));
+                    e.details = Some(Box::new(json!({})));
                     return Err(e);
                 }
             };
@@ -564,10 +571,8 @@ async fn watch(
             last = last.max(ev.rev);
         }
         last = last.max(start_rev);
-        if send_initial && bookmarks {
-            if tx.send(watch_frame("BOOKMARK", &bookmark(last, true))).await.is_err() {
-                return;
-            }
+        if send_initial && bookmarks && tx.send(watch_frame("BOOKMARK", &bookmark(last, true))).await.is_err() {
+            return;
         }
         let mut live = sub.live;
         let mut ticker = tokio::time::interval(Duration::from_secs(60));

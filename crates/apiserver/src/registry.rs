@@ -349,7 +349,7 @@ impl Registry {
                         ""
                     ));
                     err.message = format!("unable to create new content in namespace {ns} because it is being terminated");
-                    err.details = Some(json!({"causes": [{"reason": "NamespaceTerminating", "message": err.message, "field": "metadata.namespace"}]}));
+                    err.details = Some(Box::new(json!({"causes": [{"reason": "NamespaceTerminating", "message": err.message, "field": "metadata.namespace"}]})));
                     Err(err)
                 } else {
                     Ok(())
@@ -506,6 +506,8 @@ impl Registry {
             }
             let mut body = make(&old)?;
             let mut new = match sub {
+                // internal writes that set spec and status together
+                Some("binding") => body,
                 Some("status") => {
                     let mut n = old.clone();
                     n["status"] = body["status"].take();
@@ -836,5 +838,46 @@ impl Registry {
             }
         }
         Err(ApiError::conflict(info.group, info.plural, &name, "too many concurrent writers; please retry"))
+    }
+}
+
+impl Registry {
+    /// `pods/<name>/binding`: assigns the pod to a node, once (the scheduler's bind).
+    pub async fn bind(&self, rp: &ResourcePath, binding: &Value, opts: &WriteOptions) -> Result<Value> {
+        let info = rp.info;
+        let name = rp.name.clone().unwrap_or_default();
+        let node = binding["target"]["name"].as_str().unwrap_or_default().to_owned();
+        if node.is_empty() {
+            return Err(ApiError::invalid("", "Binding", &name, vec![Cause::required("target.name")]));
+        }
+        if let Some(uid) = binding["metadata"]["uid"].as_str().filter(|u| !u.is_empty()) {
+            let current = self.get(rp).await?;
+            if current["metadata"]["uid"].as_str() != Some(uid) {
+                return Err(ApiError::conflict(info.group, info.plural, &name, "the UID in the binding does not match the pod"));
+            }
+        }
+        let annotations = binding["metadata"]["annotations"].clone();
+        self.write_loop(rp, opts, None, |old| {
+            if !old["metadata"]["deletionTimestamp"].is_null() {
+                return Err(ApiError::conflict(info.group, info.plural, &name, "pod is being deleted, cannot be assigned to a host"));
+            }
+            if let Some(current) = old["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
+                return Err(ApiError::conflict(info.group, info.plural, &name, &format!("pod {name} is already assigned to node \"{current}\"")));
+            }
+            let mut new = old.clone();
+            new["spec"]["nodeName"] = node.clone().into();
+            if let Some(a) = annotations.as_object() {
+                for (k, v) in a {
+                    new["metadata"]["annotations"][k] = v.clone();
+                }
+            }
+            let condition = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now()});
+            let conditions = new["status"]["conditions"].as_array().cloned().unwrap_or_default();
+            let mut conditions: Vec<Value> = conditions.into_iter().filter(|c| c["type"] != "PodScheduled").collect();
+            conditions.push(condition);
+            new["status"]["conditions"] = Value::Array(conditions);
+            Ok(new)
+        })
+        .await
     }
 }

@@ -38,7 +38,7 @@ pub struct ApiError {
     pub reason: &'static str,
     pub message: String,
     /// `details` of the Status, when upstream sends one.
-    pub details: Option<Value>,
+    pub details: Option<Box<Value>>,
     /// `metadata.continue` (an expired continue token gets a fresh one).
     pub continue_token: Option<String>,
 }
@@ -83,14 +83,14 @@ impl ApiError {
             "NotFound",
             format!("{} \"{name}\" not found", qualified(group, plural)),
         );
-        e.details = Some(details(group, plural, name));
+        e.details = Some(Box::new(details(group, plural, name)));
         e
     }
 
     /// The bare 404 for a path that names no resource.
     pub fn no_route() -> Self {
         let mut e = Self::new(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource");
-        e.details = Some(json!({}));
+        e.details = Some(Box::new(json!({})));
         e
     }
 
@@ -100,7 +100,7 @@ impl ApiError {
             "AlreadyExists",
             format!("{} \"{name}\" already exists", qualified(group, plural)),
         );
-        e.details = Some(details(group, plural, name));
+        e.details = Some(Box::new(details(group, plural, name)));
         e
     }
 
@@ -110,7 +110,7 @@ impl ApiError {
             "Conflict",
             format!("Operation cannot be fulfilled on {} \"{name}\": {why}", qualified(group, plural)),
         );
-        e.details = Some(details(group, plural, name));
+        e.details = Some(Box::new(details(group, plural, name)));
         e
     }
 
@@ -137,7 +137,7 @@ impl ApiError {
             .iter()
             .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
             .collect();
-        e.details = Some(d);
+        e.details = Some(Box::new(d));
         e
     }
 
@@ -151,7 +151,7 @@ impl ApiError {
             "MethodNotAllowed",
             "the server does not allow this method on the requested resource",
         );
-        e.details = Some(json!({}));
+        e.details = Some(Box::new(json!({})));
         e
     }
 
@@ -161,7 +161,7 @@ impl ApiError {
             "UnsupportedMediaType",
             format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type:?})"),
         );
-        e.details = Some(json!({}));
+        e.details = Some(Box::new(json!({})));
         e
     }
 
@@ -208,7 +208,7 @@ impl ApiError {
             "reason": self.reason,
         });
         if let Some(d) = &self.details {
-            s["details"] = d.clone();
+            s["details"] = (**d).clone();
         }
         s["code"] = self.code.as_u16().into();
         s

@@ -157,7 +157,7 @@ impl Cluster {
         if with_cert {
             cmd.arg("--cert").arg(tls.join("admin.crt")).arg("--key").arg(tls.join("admin.key"));
         }
-        if let Some(b) = body {
+        if body.is_some() {
             cmd.args(["--data-binary", "@-"]);
             cmd.stdin(Stdio::piped());
         }

@@ -180,3 +180,19 @@ fn describe_prints_sections() {
         assert!(out.contains(s), "namespace describe lacks {s}:\n{out}");
     }
 }
+
+#[test]
+fn binding_assigns_a_pod_to_a_node_once() {
+    let c = Cluster::start();
+    c.apply("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: default\nspec:\n  containers:\n  - name: c\n    image: busybox\n");
+    let binding = r#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"p"},"target":{"kind":"Node","name":"n1"}}"#;
+    let (code, body) = c.curl("POST", "/api/v1/namespaces/default/pods/p/binding", Some(binding), "application/json", true);
+    assert_eq!(code, 201, "{body}");
+    let pod = json(&c.k(&["get", "pod", "p", "-o", "json"]));
+    assert_eq!(pod["spec"]["nodeName"], "n1");
+    let scheduled = pod["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "PodScheduled").cloned().unwrap_or_default();
+    assert_eq!(scheduled["status"], "True");
+    let (code, body) = c.curl("POST", "/api/v1/namespaces/default/pods/p/binding", Some(&binding.replace("n1", "n2")), "application/json", true);
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("already assigned"), "{body}");
+}
