@@ -12,6 +12,7 @@
 //! - [`printers`]: the `meta.k8s.io/v1` Table columns and rows kube-apiserver prints.
 //! - [`ObjectKey`]: a namespace/name pair.
 
+pub mod conversion;
 pub mod defaults;
 pub mod openapi;
 pub mod printers;

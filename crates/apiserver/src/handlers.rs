@@ -545,15 +545,17 @@ async fn watch(
         if !ev.key.starts_with(&prefix) {
             return None;
         }
-        let now = Registry::matches(info, &lq, &ev.object);
-        let before = ev.prev.as_ref().is_some_and(|p| Registry::matches(info, &lq, p));
+        let object = crate::registry::view(info, ev.object.clone());
+        let prev = ev.prev.clone().map(|p| crate::registry::view(info, p));
+        let now = Registry::matches(info, &lq, &object);
+        let before = prev.as_ref().is_some_and(|p| Registry::matches(info, &lq, p));
         match (ev.kind, before, now) {
-            (WatchKind::Deleted, _, true) => Some(("DELETED", (*ev.object).clone())),
+            (WatchKind::Deleted, _, true) => Some(("DELETED", (*object).clone())),
             (WatchKind::Deleted, _, false) => None,
-            (WatchKind::Added, _, true) => Some(("ADDED", (*ev.object).clone())),
-            (WatchKind::Modified, true, true) => Some(("MODIFIED", (*ev.object).clone())),
-            (WatchKind::Modified, false, true) => Some(("ADDED", (*ev.object).clone())),
-            (WatchKind::Modified, true, false) => Some(("DELETED", (*ev.object).clone())),
+            (WatchKind::Added, _, true) => Some(("ADDED", (*object).clone())),
+            (WatchKind::Modified, true, true) => Some(("MODIFIED", (*object).clone())),
+            (WatchKind::Modified, false, true) => Some(("ADDED", (*object).clone())),
+            (WatchKind::Modified, true, false) => Some(("DELETED", (*object).clone())),
             _ => None,
         }
     };

@@ -18,6 +18,7 @@ use crate::request::ResourcePath;
 use crate::status::{qualified, ApiError, Cause, Result};
 use crate::strategy;
 use crate::watchcache::{decode, set_resource_version, WatchCache};
+use rkube_api::conversion::{from_storage, to_storage};
 
 /// How long a consistent read waits for the cache to catch up before reading the store.
 const CACHE_WAIT: Duration = Duration::from_secs(3);
@@ -191,7 +192,9 @@ impl Registry {
         let name = rp.name.as_deref().unwrap_or_default();
         let key = Self::key(rp.info, rp.namespace.as_deref(), name);
         match self.store.get(&key).await? {
-            Some(e) => decode(&e).ok_or_else(|| ApiError::internal(format!("stored object {key} is not JSON"))),
+            Some(e) => decode(&e)
+                .map(|v| from_storage(rp.info, v))
+                .ok_or_else(|| ApiError::internal(format!("stored object {key} is not JSON"))),
             None => Err(ApiError::not_found(rp.info.group, rp.info.plural, name)),
         }
     }
@@ -201,7 +204,7 @@ impl Registry {
         match self.store.get(&key).await? {
             Some(e) => {
                 let v = decode(&e).ok_or_else(|| ApiError::internal(format!("stored object {key} is not JSON")))?;
-                Ok((e, v))
+                Ok((e, from_storage(info, v)))
             }
             None => Err(ApiError::not_found(info.group, info.plural, name)),
         }
@@ -223,7 +226,7 @@ impl Registry {
             return Err(ApiError::timeout(format!("Too large resource version: {wanted}, current: {}", cache.rev().await)));
         }
         let (items, rev) = cache.list(&prefix).await;
-        let items = items.into_iter().filter(|o| Self::matches(info, q, o)).collect();
+        let items = items.into_iter().map(|o| view(info, o)).filter(|o| Self::matches(info, q, o)).collect();
         Ok(ListPage { items, resource_version: rev.to_string(), continue_token: None, remaining: None })
     }
 
@@ -266,7 +269,7 @@ impl Registry {
             more = page.remaining > 0;
             for e in &page.entries {
                 last_key = Some(e.key.clone());
-                if let Some(v) = decode(e) {
+                if let Some(v) = decode(e).map(|v| from_storage(info, v)) {
                     if Self::matches(info, q, &v) {
                         items.push(Arc::new(v));
                     }
@@ -420,7 +423,7 @@ impl Registry {
                 return Ok(obj);
             }
             let key = Self::key(info, ns.as_deref(), &name);
-            match self.store.create(&key, encode(&obj)).await {
+            match self.store.create(&key, encode(&to_storage(info, obj.clone()))).await {
                 Ok(rev) => {
                     self.wrote(info, rev.0);
                     set_resource_version(&mut obj, rev.0);
@@ -577,7 +580,7 @@ impl Registry {
             let result = if finalized {
                 self.store.delete(&key, Some(entry.mod_revision)).await.map(|d| d.revision)
             } else {
-                self.store.update(&key, encode(&new), entry.mod_revision).await
+                self.store.update(&key, encode(&to_storage(info, new.clone())), entry.mod_revision).await
             };
             match result {
                 Ok(rev) => {
@@ -634,7 +637,7 @@ impl Registry {
                     return Ok((new, false));
                 }
                 let key = Self::key(info, ns, &name);
-                match self.store.update(&key, encode(&new), entry.mod_revision).await {
+                match self.store.update(&key, encode(&to_storage(info, new.clone())), entry.mod_revision).await {
                     Ok(rev) => {
                         self.wrote(info, rev.0);
                         set_resource_version(&mut new, rev.0);
@@ -724,6 +727,15 @@ impl Registry {
             }
         }
         Ok(())
+    }
+}
+
+/// A cached (storage-version) object as `info`'s version sees it.
+pub fn view(info: &ResourceInfo, obj: Arc<Value>) -> Arc<Value> {
+    if info.storage_version.is_some() {
+        Arc::new(from_storage(info, (*obj).clone()))
+    } else {
+        obj
     }
 }
 

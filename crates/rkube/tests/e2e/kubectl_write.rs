@@ -196,3 +196,22 @@ fn binding_assigns_a_pod_to_a_node_once() {
     assert_eq!(code, 409, "{body}");
     assert!(body.contains("already assigned"), "{body}");
 }
+
+#[test]
+fn autoscale_v1_objects_read_back_through_v2() {
+    let c = Cluster::start();
+    c.k(&["create", "namespace", "dev"]);
+    c.apply(APP);
+    // kubectl autoscale posts autoscaling/v1 (protobuf); kubectl get reads the preferred v2
+    c.k(&["autoscale", "deployment", "web", "-n", "dev", "--min=2", "--max=5", "--cpu-percent=70"]);
+    let v2 = json(&c.k(&["get", "hpa", "web", "-n", "dev", "-o", "json"]));
+    assert_eq!(v2["apiVersion"], "autoscaling/v2");
+    assert_eq!(v2["spec"]["metrics"][0]["resource"]["name"], "cpu");
+    assert_eq!(v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 70);
+    let v1 = json(&c.k(&["get", "--raw", "/apis/autoscaling/v1/namespaces/dev/horizontalpodautoscalers/web"]));
+    assert_eq!(v1["apiVersion"], "autoscaling/v1");
+    assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 70);
+    assert_eq!(v1["spec"]["maxReplicas"], 5);
+    let table = c.k(&["get", "hpa", "-n", "dev"]);
+    assert!(table.contains("cpu: <unknown>/70%"), "{table}");
+}
