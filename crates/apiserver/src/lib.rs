@@ -11,6 +11,7 @@
 
 pub mod discovery;
 pub mod handlers;
+pub mod kubernetes_service;
 pub mod namespace;
 pub mod registry;
 pub mod request;
@@ -38,8 +39,11 @@ pub struct Config {
     pub serving_key_pem: String,
     /// PEM of the CA whose client certificates are accepted.
     pub client_ca_pem: String,
-    /// Service ClusterIP range.
+    /// Service ClusterIP range; its first address is the `kubernetes` Service.
     pub service_cidr: (std::net::Ipv4Addr, u8),
+    /// The address other machines and pods reach this API server at (the `kubernetes`
+    /// Endpoints); the listen address when it is a specific one.
+    pub advertise_address: std::net::IpAddr,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +94,8 @@ impl Server {
         });
         let task = tokio::spawn(tls::serve(listener, acceptor, state.clone(), shutdown.clone()));
         namespace::bootstrap(&state.registry).await?;
+        let service_ip = std::net::Ipv4Addr::from(u32::from(config.service_cidr.0) + 1);
+        kubernetes_service::ensure(&state.registry, service_ip, config.advertise_address, local_addr.port()).await;
         tokio::spawn(namespace::run_finalizer(state.clone(), shutdown));
         state.ready.store(true, std::sync::atomic::Ordering::Release);
         Ok(Server { local_addr, state, task })

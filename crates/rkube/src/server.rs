@@ -58,6 +58,17 @@ fn parse_cidr(s: &str) -> anyhow::Result<(Ipv4Addr, u8)> {
     Ok((Ipv4Addr::from(u32::from(ip) & mask), bits))
 }
 
+/// The bind address when it is a specific one, else the host's first non-loopback address.
+fn advertise_address(bind: IpAddr) -> IpAddr {
+    if !bind.is_unspecified() {
+        return bind;
+    }
+    rkube_pki::host_addresses()
+        .into_iter()
+        .find(|ip| ip.is_ipv4() && !ip.is_loopback())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
 pub async fn run(args: ServerArgs, _full_server: bool) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
@@ -89,6 +100,7 @@ pub async fn run(args: ServerArgs, _full_server: bool) -> anyhow::Result<()> {
         serving_key_pem: pki.serving_key_pem.clone(),
         client_ca_pem: pki.ca_cert_pem.clone(),
         service_cidr,
+        advertise_address: advertise_address(args.bind_address),
     };
     let server = rkube_apiserver::Server::start(config, store, shutdown.clone()).await?;
 

@@ -83,3 +83,23 @@ fn malformed_and_invalid_requests_get_statuses_and_change_nothing() {
     let after = c.k(&["get", "cm", "-n", "dev", "-o", "name"]);
     assert_eq!(after.lines().count(), before.lines().count() + 1, "only cm1 was created:\n{after}");
 }
+
+#[test]
+fn a_watch_from_a_revision_the_server_no_longer_has_gets_410_expired() {
+    let c = Cluster::start();
+    for i in 0..3 {
+        c.k(&["create", "configmap", &format!("w{i}"), "--from-literal=a=b"]);
+    }
+    // the watch cache starts at the current revision: revision 1 is gone for watchers
+    let (code, body) = c.curl("GET", "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=1&timeoutSeconds=2", None, "application/json", true);
+    assert_eq!(code, 200, "{body}");
+    let first = json(body.lines().next().unwrap_or_default());
+    assert_eq!(first["type"], "ERROR", "{body}");
+    assert_eq!(first["object"]["code"], 410);
+    assert_eq!(first["object"]["reason"], "Expired");
+    // a list at an exact revision that is still kept works; a watch from now works
+    let rv = json(&c.k(&["get", "--raw", "/api/v1/namespaces/default/configmaps"]))["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_owned();
+    let (code, body) = c.curl("GET", &format!("/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}&timeoutSeconds=1"), None, "application/json", true);
+    assert_eq!(code, 200);
+    assert!(!body.contains("ERROR"), "{body}");
+}

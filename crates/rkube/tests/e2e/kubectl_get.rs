@@ -124,3 +124,16 @@ fn watch_prints_changes_made_by_another_client() {
     let rows: Vec<&str> = seen.lines().filter(|l| l.starts_with("web-config")).collect();
     assert!(rows[2].contains("web-config   2"), "the last change (2 data keys) was not shown: {rows:?}");
 }
+
+#[test]
+fn the_kubernetes_service_points_at_the_api_server() {
+    let c = Cluster::start();
+    let svc = c.k(&["get", "svc", "kubernetes", "-n", "default"]);
+    assert!(svc.contains("10.43.0.1") && svc.contains("443/TCP"), "{svc}");
+    let ep = c.k(&["get", "endpoints", "kubernetes", "-n", "default"]);
+    assert!(ep.contains(&format!("127.0.0.1:{}", c.port)), "{ep}");
+    // a Service created later never gets the reserved first address
+    c.apply("apiVersion: v1\nkind: Service\nmetadata:\n  name: other\n  namespace: default\nspec:\n  ports: [{port: 80}]\n");
+    let ip = c.k(&["get", "svc", "other", "-o", "jsonpath={.spec.clusterIP}"]);
+    assert!(ip.starts_with("10.43.") && ip != "10.43.0.1", "{ip}");
+}
