@@ -1,7 +1,7 @@
 //! Conversion between served versions that share one storage version.
 //!
-//! Only `autoscaling/v1` HorizontalPodAutoscalers need it today: they are stored as
-//! `autoscaling/v2`. As upstream does, what v1 cannot express (metrics other than the CPU
+//! `events.k8s.io/v1` Events are stored as core `v1` Events (one set of events, two APIs).
+//! `autoscaling/v1` HorizontalPodAutoscalers are stored as `autoscaling/v2`; as upstream does, what v1 cannot express (metrics other than the CPU
 //! utilization target, scaling behavior, status conditions and current metrics) travels in
 //! annotations so that a v1 round trip loses nothing.
 
@@ -18,6 +18,7 @@ const CURRENT_METRICS: &str = "autoscaling.alpha.kubernetes.io/current-metrics";
 pub fn to_storage(info: &ResourceInfo, obj: Value) -> Value {
     match (info.group, info.version, info.storage_version) {
         ("autoscaling", "v1", Some(("autoscaling", "v2"))) => hpa_v1_to_v2(obj),
+        ("events.k8s.io", "v1", Some(("", "v1"))) => rename_event(obj, "v1", EVENT_FIELDS, false),
         _ => obj,
     }
 }
@@ -26,8 +27,34 @@ pub fn to_storage(info: &ResourceInfo, obj: Value) -> Value {
 pub fn from_storage(info: &ResourceInfo, obj: Value) -> Value {
     match (info.group, info.version, info.storage_version) {
         ("autoscaling", "v1", Some(("autoscaling", "v2"))) => hpa_v2_to_v1(obj),
+        ("events.k8s.io", "v1", Some(("", "v1"))) => rename_event(obj, "events.k8s.io/v1", EVENT_FIELDS, true),
         _ => obj,
     }
+}
+
+/// events.k8s.io/v1 field ↔ core/v1 field (upstream's events/v1 conversion).
+const EVENT_FIELDS: &[(&str, &str)] = &[
+    ("regarding", "involvedObject"),
+    ("note", "message"),
+    ("reportingController", "reportingComponent"),
+    ("deprecatedSource", "source"),
+    ("deprecatedFirstTimestamp", "firstTimestamp"),
+    ("deprecatedLastTimestamp", "lastTimestamp"),
+    ("deprecatedCount", "count"),
+];
+
+/// Renames the fields that differ between the two Event APIs; `to_events_api` picks the direction.
+fn rename_event(mut obj: Value, api_version: &str, fields: &[(&str, &str)], to_events_api: bool) -> Value {
+    obj["apiVersion"] = api_version.into();
+    if let Some(m) = obj.as_object_mut() {
+        for (new_name, core_name) in fields {
+            let (from, to) = if to_events_api { (core_name, new_name) } else { (new_name, core_name) };
+            if let Some(v) = m.remove(*from) {
+                m.insert((*to).to_owned(), v);
+            }
+        }
+    }
+    obj
 }
 
 fn is_cpu_utilization(m: &Value) -> bool {
@@ -150,6 +177,28 @@ mod tests {
         assert!(stored["spec"].get("targetCPUUtilizationPercentage").is_none());
         assert_eq!(stored["status"]["currentMetrics"][0]["resource"]["current"]["averageUtilization"], 40);
         assert_eq!(from_storage(v1, stored), obj);
+    }
+
+    #[test]
+    fn events_api_events_are_core_events_in_storage() {
+        let ev = find("events.k8s.io", "v1", "events").unwrap();
+        let obj = json!({
+            "apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"},
+            "regarding": {"kind": "Pod", "name": "p"}, "note": "hello", "reason": "Scheduled",
+            "reportingController": "default-scheduler", "type": "Normal", "eventTime": "2026-01-01T00:00:00.000000Z",
+        });
+        let core = to_storage(ev, obj.clone());
+        assert_eq!(core["apiVersion"], "v1");
+        assert_eq!(core["involvedObject"]["name"], "p");
+        assert_eq!(core["message"], "hello");
+        assert_eq!(core["reportingComponent"], "default-scheduler");
+        let mut back = from_storage(ev, core);
+        assert_eq!(back["note"], "hello");
+        // key order may differ; compare as sets of fields
+        back.as_object_mut().unwrap().sort_keys();
+        let mut want = obj;
+        want.as_object_mut().unwrap().sort_keys();
+        assert_eq!(back, want);
     }
 
     #[test]

@@ -163,9 +163,9 @@ pub static RESOURCES: &[ResourceInfo] = &[
     // discovery.k8s.io/v1
     r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", Namespaced,
         NONE, NONE, NONE),
-    // events.k8s.io/v1: stored apart from core/v1 events (no conversion between them yet)
+    // events.k8s.io/v1: the same objects as core/v1 events, stored in the core form
     ResourceInfo {
-        storage: "events.k8s.io",
+        storage_version: Some(("", "v1")),
         ..r("events.k8s.io", "v1", "Event", "events", "event", Namespaced, &["ev"], NONE, NONE)
     },
     // networking.k8s.io/v1

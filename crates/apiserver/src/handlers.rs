@@ -236,9 +236,8 @@ fn write_options(q: &Query) -> Result<WriteOptions> {
     Ok(WriteOptions { dry_run })
 }
 
-async fn read_body(req: Request<Body>) -> Result<(Bytes, String)> {
-    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    let mut body = req.into_body();
+async fn read_body(headers: &http::HeaderMap, mut body: Body) -> Result<(Bytes, String)> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let mut buf = bytes::BytesMut::new();
     let mut seen = 0usize;
     // Read everything the client sends (so that it sees our answer, not a reset), but keep
@@ -332,8 +331,17 @@ fn render_one(info: &ResourceInfo, out: Output, obj: Value, q: &Query) -> Value 
 
 async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Query) -> Result<Response<Body>> {
     let info = rp.info;
-    let out = output(&accept(&req))?;
-    let method = req.method().clone();
+    let accept_header = accept(&req);
+    let (parts, body) = req.into_parts();
+    let method = parts.method.clone();
+    // Read the whole body before answering anything, errors included: a client still
+    // sending must see our Status, not a reset stream.
+    let body_read = if method == Method::GET || method == Method::HEAD {
+        Ok((Bytes::new(), String::new()))
+    } else {
+        read_body(&parts.headers, body).await
+    };
+    let out = output(&accept_header)?;
     let reg = &state.registry;
     let watch_param = q.get("watch").is_some_and(|w| w == "true" || w == "1");
     match (&method, rp.name.is_some(), rp.subresource.as_deref()) {
@@ -377,27 +385,27 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
         }
         (&Method::POST, false, None) => {
             let opts = write_options(&q)?;
-            let (body, ct) = read_body(req).await?;
+            let (body, ct) = body_read.clone()?;
             let obj = decode_body(info, &body, &ct)?;
             let created = reg.create(info, rp.namespace.as_deref(), obj, &opts).await?;
             Ok(json_response(StatusCode::CREATED, &render_one(info, out, created, &q)))
         }
         (&Method::POST, true, Some("binding")) => {
             let opts = write_options(&q)?;
-            let (body, ct) = read_body(req).await?;
+            let (body, ct) = body_read.clone()?;
             let binding = decode_body(info, &body, &ct)?;
             reg.bind(&rp, &binding, &opts).await?;
             Ok(json_response(StatusCode::CREATED, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})))
         }
         (&Method::PUT, true, Some("finalize")) => {
-            let (body, ct) = read_body(req).await?;
+            let (body, ct) = body_read.clone()?;
             let obj = decode_body(info, &body, &ct)?;
             let updated = reg.finalize_namespace(&rp, obj).await?;
             Ok(json_response(StatusCode::OK, &updated))
         }
         (&Method::PUT, true, sub) => {
             let opts = write_options(&q)?;
-            let (body, ct) = read_body(req).await?;
+            let (body, ct) = body_read.clone()?;
             let obj = decode_body(info, &body, &ct)?;
             if sub == Some("scale") {
                 let patch = json!({"spec": {"replicas": obj["spec"]["replicas"]}, "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]}});
@@ -410,7 +418,7 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
         }
         (&Method::PATCH, true, sub) => {
             let opts = write_options(&q)?;
-            let (body, ct) = read_body(req).await?;
+            let (body, ct) = body_read.clone()?;
             let mt = ct.split(';').next().unwrap_or("").trim().to_owned();
             let kind = match mt.as_str() {
                 "application/json-patch+json" => PatchType::Json,
@@ -428,7 +436,7 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
         }
         (&Method::DELETE, true, None) => {
             let opts = write_options(&q)?;
-            let (body, ct) = read_body(req).await?;
+            let (body, ct) = body_read.clone()?;
             let options: Value = if body.is_empty() {
                 json!({})
             } else if ct.starts_with("application/vnd.kubernetes.protobuf") {

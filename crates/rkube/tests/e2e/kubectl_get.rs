@@ -137,3 +137,21 @@ fn the_kubernetes_service_points_at_the_api_server() {
     let ip = c.k(&["get", "svc", "other", "-o", "jsonpath={.spec.clusterIP}"]);
     assert!(ip.starts_with("10.43.") && ip != "10.43.0.1", "{ip}");
 }
+
+#[test]
+fn events_written_through_either_api_show_in_describe() {
+    let c = Cluster::start();
+    c.apply("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: default\nspec:\n  containers:\n  - name: c\n    image: busybox\n");
+    let uid = c.k(&["get", "pod", "p", "-o", "jsonpath={.metadata.uid}"]);
+    let now = "2026-11-25T08:00:00.000000Z";
+    c.apply(&format!("apiVersion: events.k8s.io/v1\nkind: Event\nmetadata:\n  name: p.1\n  namespace: default\neventTime: \"{now}\"\nregarding: {{kind: Pod, name: p, namespace: default, uid: {uid}, apiVersion: v1}}\nreason: Scheduled\nnote: Successfully assigned default/p to n1\ntype: Normal\naction: Binding\nreportingController: default-scheduler\nreportingInstance: default-scheduler-x\n"));
+    c.apply(&format!("apiVersion: v1\nkind: Event\nmetadata:\n  name: p.2\n  namespace: default\ninvolvedObject: {{kind: Pod, name: p, namespace: default, uid: {uid}, apiVersion: v1}}\nreason: Pulled\nmessage: Container image pulled\ntype: Normal\nfirstTimestamp: \"2026-11-25T08:00:01Z\"\nlastTimestamp: \"2026-11-25T08:00:01Z\"\ncount: 1\nsource: {{component: kubelet}}\n"));
+    let out = c.k(&["describe", "pod", "p"]);
+    assert!(out.contains("Successfully assigned default/p to n1"), "{out}");
+    assert!(out.contains("Container image pulled"), "{out}");
+    // the core event is visible through events.k8s.io with the new field names
+    let ev = json(&c.k(&["get", "--raw", "/apis/events.k8s.io/v1/namespaces/default/events/p.2"]));
+    assert_eq!(ev["note"], "Container image pulled");
+    assert_eq!(ev["regarding"]["name"], "p");
+    assert_eq!(ev["deprecatedCount"], 1);
+}
