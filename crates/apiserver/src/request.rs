@@ -50,7 +50,9 @@ pub fn parse(path: &str) -> Result<Target> {
         _ => return Err(ApiError::no_route()),
     };
     // `namespaces/<ns>/<resource>...` unless the resource is namespaces itself.
+    // (`namespaces/<name>/status|finalize` are subresources of the namespace itself.)
     let (namespace, rest) = match rest {
+        ["namespaces", _, "status" | "finalize"] => (None, rest.to_vec()),
         ["namespaces", ns, resource, tail @ ..] => (Some((*ns).to_owned()), {
             let mut v = vec![*resource];
             v.extend_from_slice(tail);

@@ -77,3 +77,51 @@ fn kube_rs_watcher_sees_changes_in_order_and_resumes_after_restart() {
     }
     assert!(seen.contains(&"apply b after-restart".to_owned()), "watcher did not resume after restart: {seen:?}");
 }
+
+#[test]
+fn status_scale_metadata_dry_run_and_deletecollection_over_raw_http() {
+    let c = Cluster::start();
+    c.k(&["create", "namespace", "dev"]);
+    c.apply(crate::kubectl_write::APP);
+    let path = "/apis/apps/v1/namespaces/dev/deployments/web";
+
+    // status: a write through /status changes only status; a write to the object ignores status
+    let mut d = crate::harness::json(&c.k(&["get", "--raw", path]));
+    d["status"] = serde_json::json!({"replicas": 2, "readyReplicas": 1});
+    d["spec"]["replicas"] = 9.into();
+    let (code, body) = c.curl("PUT", &format!("{path}/status"), Some(&d.to_string()), "application/json", true);
+    assert_eq!(code, 200, "{body}");
+    let after = crate::harness::json(&c.k(&["get", "--raw", path]));
+    assert_eq!(after["status"]["readyReplicas"], 1);
+    assert_eq!(after["spec"]["replicas"], 2, "spec changed through /status");
+    let (code, _) = c.curl("PATCH", path, Some(r#"{"status":{"readyReplicas":7}}"#), "application/merge-patch+json", true);
+    assert_eq!(code, 200);
+    assert_eq!(crate::harness::json(&c.k(&["get", "--raw", path]))["status"]["readyReplicas"], 1, "status changed through the main resource");
+
+    // scale subresource
+    let scale = crate::harness::json(&c.k(&["get", "--raw", &format!("{path}/scale")]));
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["spec"]["replicas"], 2);
+    assert_eq!(scale["status"]["selector"], "app=web");
+
+    // PartialObjectMetadata
+    let (code, body) = c.curl_accept("GET", "/api/v1/namespaces/dev/configmaps", "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1");
+    assert_eq!(code, 200);
+    let list = crate::harness::json(&body);
+    assert_eq!(list["kind"], "PartialObjectMetadataList");
+    assert!(list["items"][0]["metadata"]["name"].is_string() && list["items"][0].get("data").is_none(), "{body}");
+
+    // dry run: the defaulted object comes back, nothing is stored
+    let out = c.k(&["create", "deployment", "dry", "-n", "dev", "--image=nginx", "--dry-run=server", "-o", "yaml"]);
+    assert!(out.contains("progressDeadlineSeconds: 600") && out.contains("imagePullPolicy: Always"), "{out}");
+    assert!(!c.kubectl(&["get", "deploy", "dry", "-n", "dev"]).ok, "dry-run stored the object");
+
+    // deletecollection with a selector deletes only the matching objects
+    for (n, l) in [("a", "x"), ("b", "x"), ("c", "z")] {
+        c.apply(&format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {n}\n  namespace: dev\n  labels: {{k: {l}}}\n"));
+    }
+    let (code, body) = c.curl("DELETE", "/api/v1/namespaces/dev/configmaps?labelSelector=k%3Dx", None, "application/json", true);
+    assert_eq!(code, 200, "{body}");
+    let left = c.k(&["get", "cm", "-n", "dev", "-l", "k", "-o", "name"]);
+    assert_eq!(left.trim(), "configmap/c");
+}

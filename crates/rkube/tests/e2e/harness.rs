@@ -175,6 +175,22 @@ impl Cluster {
         (code.trim().parse().unwrap_or(0), body.to_owned())
     }
 
+    /// GET-like request with an explicit Accept header, returning (status code, body).
+    pub fn curl_accept(&self, method: &str, path: &str, accept: &str) -> (u16, String) {
+        let tls = self.data_dir().join("tls");
+        let out = Command::new("curl")
+            .args(["-sS", "-o", "-", "-w", "\n%{http_code}", "-X", method, "-H", &format!("Accept: {accept}")])
+            .arg("--cacert").arg(tls.join("ca.crt"))
+            .arg("--cert").arg(tls.join("admin.crt"))
+            .arg("--key").arg(tls.join("admin.key"))
+            .arg(format!("https://127.0.0.1:{}{path}", self.port))
+            .output()
+            .expect("curl on the PATH");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_owned())
+    }
+
     /// A kube-rs client for the admin kubeconfig.
     pub async fn client(&self) -> kube::Client {
         let kc = kube::config::Kubeconfig::read_from(self.kubeconfig()).expect("read kubeconfig");
