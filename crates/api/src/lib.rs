@@ -10,6 +10,8 @@
 //! - [`strategic`]: strategic merge patch, driven by the schemas' patch metadata.
 //! - [`defaults`]: defaulting as kube-apiserver does it, per kind.
 //! - [`printers`]: the `meta.k8s.io/v1` Table columns and rows kube-apiserver prints.
+//! - [`quantity`]: resource quantities (`resource.Quantity`): parsing, comparison, canonical form.
+//! - [`validation`]: validation as kube-apiserver does it, with upstream's field errors.
 //! - [`ObjectKey`]: a namespace/name pair.
 
 pub mod conversion;
@@ -17,10 +19,12 @@ pub mod defaults;
 pub mod openapi;
 pub mod printers;
 pub mod protobuf;
+pub mod quantity;
 pub mod resources;
 pub mod schema;
 pub mod selector;
 pub mod strategic;
+pub mod validation;
 
 use std::fmt;
 

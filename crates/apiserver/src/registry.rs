@@ -415,7 +415,7 @@ impl Registry {
         for attempt in 0..5 {
             let name = if given.is_empty() { format!("{generate}{}", random_suffix()) } else { given.clone() };
             obj["metadata"]["name"] = name.clone().into();
-            let causes = strategy::validate_name(info, &name, "metadata.name");
+            let causes = strategy::validate(info, &obj, None);
             if !causes.is_empty() {
                 return Err(ApiError::invalid(info.group, info.kind, &name, causes));
             }
@@ -561,6 +561,12 @@ impl Registry {
             Self::defaults(info, &mut new)?;
             if info.kind == "Service" && info.group.is_empty() {
                 self.allocate_service(&mut new, Some(&old)).await?;
+            }
+            if sub.is_none() {
+                let causes = strategy::validate(info, &new, Some(&old));
+                if !causes.is_empty() {
+                    return Err(ApiError::invalid(info.group, info.kind, &name, causes));
+                }
             }
             if strategy::tracks_generation(info) && spec_part(&new) != spec_part(&old) {
                 let g = old["metadata"]["generation"].as_i64().unwrap_or(0);

@@ -51,6 +51,15 @@ pub fn is_subdomain(s: &str) -> bool {
     s.len() <= 253 && s.split('.').all(is_label)
 }
 
+/// Validates `obj` (defaulted) as upstream does for the resource, against the stored `old`
+/// object on update; every problem found, as `Invalid` causes.
+pub fn validate(info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+    rkube_api::validation::validate(info, obj, old)
+        .into_iter()
+        .map(|e| Cause { reason: e.reason(), message: e.message(), field: e.field })
+        .collect()
+}
+
 /// Validates an object name the way upstream does for the resource; every problem found.
 pub fn validate_name(info: &ResourceInfo, name: &str, field: &str) -> Vec<Cause> {
     let mut causes = Vec::new();
