@@ -9,10 +9,12 @@
 //! - [`openapi`]: the `/openapi/v2` and `/openapi/v3` documents built from [`schema`].
 //! - [`strategic`]: strategic merge patch, driven by the schemas' patch metadata.
 //! - [`defaults`]: defaulting as kube-apiserver does it, per kind.
+//! - [`fieldmanager`]: server-side apply and `metadata.managedFields`.
 //! - [`printers`]: the `meta.k8s.io/v1` Table columns and rows kube-apiserver prints.
 //! - [`ObjectKey`]: a namespace/name pair.
 
 pub mod defaults;
+pub mod fieldmanager;
 pub mod openapi;
 pub mod printers;
 pub mod protobuf;
