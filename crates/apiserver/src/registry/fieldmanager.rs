@@ -17,7 +17,10 @@ use crate::status::{ApiError, Cause, Result};
 /// Fields a write to `subresource` can never own (upstream's per-strategy reset fields): the
 /// main resource does not own `status` when status is a subresource, a status write owns only
 /// status.
-fn reset_fields(info: &ResourceInfo, subresource: Option<&str>) -> &'static [&'static [&'static str]] {
+fn reset_fields(
+    info: &ResourceInfo,
+    subresource: Option<&str>,
+) -> &'static [&'static [&'static str]] {
     match subresource {
         Some("status") => &[&["spec"]],
         None if info.has_subresource("status") => &[&["status"]],
@@ -82,7 +85,12 @@ pub(super) fn check_patch_options(kind: PatchType, opts: &WriteOptions) -> Resul
         },
         _ => return Ok(()),
     };
-    Err(ApiError::invalid("meta.k8s.io", "PatchOptions", "", vec![cause]))
+    Err(ApiError::invalid(
+        "meta.k8s.io",
+        "PatchOptions",
+        "",
+        vec![cause],
+    ))
 }
 
 fn to_api_error(e: fieldmanager::Error) -> ApiError {
@@ -110,7 +118,9 @@ fn decode_apply_body(body: &[u8]) -> Result<Value> {
         .or_else(|_| serde_saphyr::from_slice(body))
         .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
     if !value.is_object() {
-        return Err(ApiError::bad_request("error decoding YAML: the apply patch must be an object"));
+        return Err(ApiError::bad_request(
+            "error decoding YAML: the apply patch must be an object",
+        ));
     }
     Ok(value)
 }
@@ -160,9 +170,17 @@ impl Registry {
                 if sub.is_some() || precondition.is_some() {
                     return Err(ApiError::not_found(info.group, info.plural, &name));
                 }
-                let created = fieldmanager::apply(&cx, None, &config, opts.force).map_err(to_api_error)?;
-                match self.create(info, rp.namespace.as_deref(), created, &opts).await {
-                    Err(e) if e.code == http::StatusCode::CONFLICT && e.reason == "AlreadyExists" => continue,
+                let created =
+                    fieldmanager::apply(&cx, None, &config, opts.force).map_err(to_api_error)?;
+                match self
+                    .create(info, rp.namespace.as_deref(), created, &opts)
+                    .await
+                {
+                    Err(e)
+                        if e.code == http::StatusCode::CONFLICT && e.reason == "AlreadyExists" =>
+                    {
+                        continue
+                    }
                     other => return other.map(|v| (v, true)),
                 }
             }
@@ -172,10 +190,17 @@ impl Registry {
                 })
                 .await;
             match result {
-                Err(e) if e.code == http::StatusCode::NOT_FOUND && precondition.is_none() => continue,
+                Err(e) if e.code == http::StatusCode::NOT_FOUND && precondition.is_none() => {
+                    continue
+                }
                 other => return other.map(|v| (v, false)),
             }
         }
-        Err(ApiError::conflict(info.group, info.plural, &name, "too many concurrent writers; please retry"))
+        Err(ApiError::conflict(
+            info.group,
+            info.plural,
+            &name,
+            "too many concurrent writers; please retry",
+        ))
     }
 }
