@@ -9,6 +9,7 @@
 //! - [`openapi`]: the `/openapi/v2` and `/openapi/v3` documents built from [`schema`].
 //! - [`strategic`]: strategic merge patch, driven by the schemas' patch metadata.
 //! - [`defaults`]: defaulting as kube-apiserver does it, per kind.
+//! - [`fieldmanager`]: server-side apply and `metadata.managedFields`.
 //! - [`printers`]: the `meta.k8s.io/v1` Table columns and rows kube-apiserver prints.
 //! - [`quantity`]: resource quantities (`resource.Quantity`): parsing, comparison, canonical form.
 //! - [`validation`]: validation as kube-apiserver does it, with upstream's field errors.
@@ -16,6 +17,7 @@
 
 pub mod conversion;
 pub mod defaults;
+pub mod fieldmanager;
 pub mod openapi;
 pub mod printers;
 pub mod protobuf;

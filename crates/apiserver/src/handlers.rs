@@ -227,13 +227,27 @@ fn list_query(info: &ResourceInfo, q: &Query) -> Result<ListQuery> {
     })
 }
 
-fn write_options(q: &Query) -> Result<WriteOptions> {
+fn write_options(q: &Query, user_agent: &str) -> Result<WriteOptions> {
     let dry_run = match q.get("dryRun").map(String::as_str) {
         None | Some("") => false,
         Some("All") => true,
         Some(other) => return Err(ApiError::bad_request(format!("Invalid dry run value: {other:?}, supported: All"))),
     };
-    Ok(WriteOptions { dry_run })
+    let given = q.get("fieldManager").filter(|m| !m.is_empty());
+    let field_manager = match given {
+        Some(m) => m.clone(),
+        None => rkube_api::fieldmanager::manager_from_user_agent(user_agent),
+    };
+    let force = match q.get("force").map(String::as_str) {
+        None | Some("") | Some("false") => false,
+        Some("true") => true,
+        Some(other) => return Err(ApiError::bad_request(format!("invalid force value: {other:?}"))),
+    };
+    Ok(WriteOptions { dry_run, field_manager, explicit_field_manager: given.is_some(), force, ..Default::default() })
+}
+
+fn user_agent(headers: &http::HeaderMap) -> String {
+    headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
 async fn read_body(headers: &http::HeaderMap, mut body: Body) -> Result<(Bytes, String)> {
@@ -334,6 +348,7 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
     let accept_header = accept(&req);
     let (parts, body) = req.into_parts();
     let method = parts.method.clone();
+    let ua = user_agent(&parts.headers);
     // Read the whole body before answering anything, errors included: a client still
     // sending must see our Status, not a reset stream.
     let body_read = if method == Method::GET || method == Method::HEAD {
@@ -384,14 +399,14 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
             Ok(json_response(StatusCode::OK, &body))
         }
         (&Method::POST, false, None) => {
-            let opts = write_options(&q)?;
+            let opts = write_options(&q, &ua)?;
             let (body, ct) = body_read.clone()?;
             let obj = decode_body(info, &body, &ct)?;
             let created = reg.create(info, rp.namespace.as_deref(), obj, &opts).await?;
             Ok(json_response(StatusCode::CREATED, &render_one(info, out, created, &q)))
         }
         (&Method::POST, true, Some("binding")) => {
-            let opts = write_options(&q)?;
+            let opts = write_options(&q, &ua)?;
             let (body, ct) = body_read.clone()?;
             let binding = decode_body(info, &body, &ct)?;
             reg.bind(&rp, &binding, &opts).await?;
@@ -404,7 +419,7 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
             Ok(json_response(StatusCode::OK, &updated))
         }
         (&Method::PUT, true, sub) => {
-            let opts = write_options(&q)?;
+            let opts = write_options(&q, &ua)?;
             let (body, ct) = body_read.clone()?;
             let obj = decode_body(info, &body, &ct)?;
             if sub == Some("scale") {
@@ -417,25 +432,31 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
             Ok(json_response(StatusCode::OK, &render_one(info, out, updated, &q)))
         }
         (&Method::PATCH, true, sub) => {
-            let opts = write_options(&q)?;
+            let opts = write_options(&q, &ua)?;
             let (body, ct) = body_read.clone()?;
             let mt = ct.split(';').next().unwrap_or("").trim().to_owned();
             let kind = match mt.as_str() {
                 "application/json-patch+json" => PatchType::Json,
                 "application/merge-patch+json" => PatchType::Merge,
                 "application/strategic-merge-patch+json" => PatchType::Strategic,
+                "application/apply-patch+yaml" => PatchType::Apply,
                 _ => {
                     let mut e = ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", "415: Unsupported Media Type");
                     e.details = Some(Box::new(json!({})));
                     return Err(e);
                 }
             };
+            if kind == PatchType::Apply {
+                let (applied, created) = reg.server_side_apply(&rp, &body, &opts).await?;
+                let code = if created { StatusCode::CREATED } else { StatusCode::OK };
+                return Ok(json_response(code, &render_one(info, out, applied, &q)));
+            }
             let updated = reg.patch(&rp, kind, &body, &opts).await?;
             let body = if sub == Some("scale") { to_scale(info, &updated) } else { render_one(info, out, updated, &q) };
             Ok(json_response(StatusCode::OK, &body))
         }
         (&Method::DELETE, true, None) => {
-            let opts = write_options(&q)?;
+            let opts = write_options(&q, &ua)?;
             let (body, ct) = body_read.clone()?;
             let options: Value = if body.is_empty() {
                 json!({})
@@ -444,7 +465,7 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
             } else {
                 serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
             };
-            let opts = if options["dryRun"].as_array().is_some_and(|d| d.iter().any(|x| x == "All")) { WriteOptions { dry_run: true } } else { opts };
+            let opts = if options["dryRun"].as_array().is_some_and(|d| d.iter().any(|x| x == "All")) { WriteOptions { dry_run: true, ..opts } } else { opts };
             let (obj, gone) = reg.delete(&rp, &options, &opts).await?;
             let returns_object = !gone || matches!((info.group, info.kind), ("", "Pod") | ("", "Service") | ("", "Namespace"));
             if returns_object {
@@ -458,7 +479,7 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
             }
         }
         (&Method::DELETE, false, None) => {
-            let opts = write_options(&q)?;
+            let opts = write_options(&q, &ua)?;
             let lq = list_query(info, &q)?;
             let page = reg.list(info, rp.namespace.as_deref(), &lq).await?;
             let mut deleted = Vec::new();

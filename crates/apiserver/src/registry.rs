@@ -20,6 +20,8 @@ use crate::strategy;
 use crate::watchcache::{decode, set_resource_version, WatchCache};
 use rkube_api::conversion::{from_storage, to_storage};
 
+mod fieldmanager;
+
 /// How long a consistent read waits for the cache to catch up before reading the store.
 const CACHE_WAIT: Duration = Duration::from_secs(3);
 /// Internal retries of a write that raced with another writer (no user precondition).
@@ -47,6 +49,15 @@ pub struct ListPage {
 #[derive(Debug, Default, Clone)]
 pub struct WriteOptions {
     pub dry_run: bool,
+    /// The field manager of the write: the `fieldManager` parameter, else the User-Agent's
+    /// prefix (`rkube_api::fieldmanager::manager_from_user_agent`).
+    pub field_manager: String,
+    /// Whether `fieldManager` was given (apply requires it).
+    pub explicit_field_manager: bool,
+    /// `force=true`: an apply takes fields other managers own.
+    pub force: bool,
+    /// Set by server-side apply: the object already carries its managedFields.
+    pub(crate) managed_by_apply: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +65,8 @@ pub enum PatchType {
     Json,
     Merge,
     Strategic,
+    /// `application/apply-patch+yaml`: server-side apply.
+    Apply,
 }
 
 /// Registry configuration.
@@ -409,6 +422,9 @@ impl Registry {
         }
         strategy::prepare_for_create(info, &mut obj);
         Self::defaults(info, &mut obj)?;
+        if !opts.managed_by_apply {
+            fieldmanager::track_update(info, None, None, &mut obj, opts);
+        }
         if info.kind == "Service" && info.group.is_empty() {
             self.allocate_service(&mut obj, None).await?;
         }
@@ -464,6 +480,10 @@ impl Registry {
 
     /// PATCH: reads the object, applies the patch, writes it back (retrying on races).
     pub async fn patch(&self, rp: &ResourcePath, kind: PatchType, patch: &[u8], opts: &WriteOptions) -> Result<Value> {
+        fieldmanager::check_patch_options(kind, opts)?;
+        if kind == PatchType::Apply {
+            return self.server_side_apply(rp, patch, opts).await.map(|(v, _)| v);
+        }
         let patch_value: Value = serde_json::from_slice(patch)
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
         let precondition = match kind {
@@ -508,6 +528,7 @@ impl Registry {
                 }
             }
             let mut body = make(&old)?;
+            let applied_fields = body["metadata"]["managedFields"].clone();
             let mut new = match sub {
                 // internal writes that set spec and status together
                 Some("binding") => body,
@@ -559,6 +580,11 @@ impl Registry {
             }
             Self::check_type(info, &mut new)?;
             Self::defaults(info, &mut new)?;
+            if opts.managed_by_apply {
+                new["metadata"]["managedFields"] = applied_fields;
+            } else {
+                fieldmanager::track_update(info, sub, Some(&old), &mut new, opts);
+            }
             if info.kind == "Service" && info.group.is_empty() {
                 self.allocate_service(&mut new, Some(&old)).await?;
             }
@@ -823,6 +849,7 @@ pub fn apply_patch(kind: PatchType, target: &Value, patch: &Value, definition: &
             })?;
             Ok(doc)
         }
+        PatchType::Apply => Err(ApiError::internal("an apply patch is not a merge document")),
     }
 }
 

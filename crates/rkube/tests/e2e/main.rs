@@ -10,4 +10,5 @@ mod discovery;
 mod durability;
 mod kubectl_get;
 mod kubectl_write;
+mod server_side_apply;
 mod validation;
