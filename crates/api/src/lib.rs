@@ -8,11 +8,13 @@
 //!   extensions (patch strategy, merge key, list type, group-version-kind).
 //! - [`openapi`]: the `/openapi/v2` and `/openapi/v3` documents built from [`schema`].
 //! - [`strategic`]: strategic merge patch, driven by the schemas' patch metadata.
+//! - [`fieldvalidation`]: unknown and duplicate field detection for `fieldValidation`.
 //! - [`defaults`]: defaulting as kube-apiserver does it, per kind.
 //! - [`printers`]: the `meta.k8s.io/v1` Table columns and rows kube-apiserver prints.
 //! - [`ObjectKey`]: a namespace/name pair.
 
 pub mod defaults;
+pub mod fieldvalidation;
 pub mod openapi;
 pub mod printers;
 pub mod protobuf;

@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::discovery;
+use crate::fieldcheck;
 use crate::registry::{to_scale, ListQuery, PatchType, Registry, WriteOptions};
 use crate::request::{self, Discovery, ResourcePath, Target};
 use crate::status::{ApiError, Result};
@@ -264,7 +265,13 @@ async fn read_body(req: Request<Body>) -> Result<(Bytes, String)> {
 fn decode_body(info: &ResourceInfo, body: &[u8], content_type: &str) -> Result<Value> {
     let mt = content_type.split(';').next().unwrap_or("").trim();
     let parsed: std::result::Result<Value, String> = match mt {
-        "application/yaml" | "application/x-yaml" | "text/yaml" => serde_saphyr::from_slice(body).map_err(|e| e.to_string()),
+        "application/yaml" | "application/x-yaml" | "text/yaml" => {
+            // duplicate keys: the last wins, as upstream's non-strict YAML decoder (the
+            // fieldValidation pass has reported them already)
+            let mut options = serde_saphyr::Options::default();
+            options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::LastWins;
+            serde_saphyr::from_slice_with_options(body, options).map_err(|e| e.to_string())
+        }
         "application/json" | "" | "*/*" => serde_json::from_slice(body).map_err(|e| e.to_string()),
         "application/vnd.kubernetes.protobuf" => {
             return rkube_api::protobuf::decode(body).map_err(|e| match e {
@@ -377,10 +384,13 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
         }
         (&Method::POST, false, None) => {
             let opts = write_options(&q)?;
+            let directive = fieldcheck::directive(q.get("fieldValidation").map(String::as_str))?;
             let (body, ct) = read_body(req).await?;
+            let def = rkube_api::schema::definition_name(info);
+            let warnings = fieldcheck::check_body(info, &def, directive, &body, &ct)?;
             let obj = decode_body(info, &body, &ct)?;
             let created = reg.create(info, rp.namespace.as_deref(), obj, &opts).await?;
-            Ok(json_response(StatusCode::CREATED, &render_one(info, out, created, &q)))
+            Ok(warnings.attach(json_response(StatusCode::CREATED, &render_one(info, out, created, &q))))
         }
         (&Method::POST, true, Some("binding")) => {
             let opts = write_options(&q)?;
@@ -397,16 +407,21 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
         }
         (&Method::PUT, true, sub) => {
             let opts = write_options(&q)?;
+            let directive = fieldcheck::directive(q.get("fieldValidation").map(String::as_str))?;
             let (body, ct) = read_body(req).await?;
+            let warnings = match fieldcheck::body_definition(info, sub) {
+                Some(def) => fieldcheck::check_body(info, &def, directive, &body, &ct)?,
+                None => Default::default(),
+            };
             let obj = decode_body(info, &body, &ct)?;
             if sub == Some("scale") {
                 let patch = json!({"spec": {"replicas": obj["spec"]["replicas"]}, "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]}});
                 let bytes = serde_json::to_vec(&patch).unwrap_or_default();
                 let updated = reg.patch(&rp, PatchType::Merge, &bytes, &opts).await?;
-                return Ok(json_response(StatusCode::OK, &to_scale(info, &updated)));
+                return Ok(warnings.attach(json_response(StatusCode::OK, &to_scale(info, &updated))));
             }
             let updated = reg.update(&rp, obj, &opts).await?;
-            Ok(json_response(StatusCode::OK, &render_one(info, out, updated, &q)))
+            Ok(warnings.attach(json_response(StatusCode::OK, &render_one(info, out, updated, &q))))
         }
         (&Method::PATCH, true, sub) => {
             let opts = write_options(&q)?;
@@ -422,9 +437,17 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
                     return Err(e);
                 }
             };
+            let directive = fieldcheck::directive(q.get("fieldValidation").map(String::as_str))?;
+            let warnings = match fieldcheck::body_definition(info, sub) {
+                Some(def) if directive.checks() && sub.is_none() => {
+                    let current = reg.get(&rp).await?;
+                    fieldcheck::check_patch(kind, &def, directive, &body, &current)?
+                }
+                _ => Default::default(),
+            };
             let updated = reg.patch(&rp, kind, &body, &opts).await?;
             let body = if sub == Some("scale") { to_scale(info, &updated) } else { render_one(info, out, updated, &q) };
-            Ok(json_response(StatusCode::OK, &body))
+            Ok(warnings.attach(json_response(StatusCode::OK, &body)))
         }
         (&Method::DELETE, true, None) => {
             let opts = write_options(&q)?;

@@ -10,6 +10,7 @@
 //! watches from memory, [`handlers`] is the HTTP glue, [`status`] the error bodies.
 
 pub mod discovery;
+pub mod fieldcheck;
 pub mod handlers;
 pub mod namespace;
 pub mod registry;
