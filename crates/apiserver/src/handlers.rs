@@ -459,11 +459,14 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
             } else {
                 serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
             };
+            let options = crate::deletion::with_query(options, &q)?;
             let opts = if options["dryRun"].as_array().is_some_and(|d| d.iter().any(|x| x == "All")) { WriteOptions { dry_run: true } } else { opts };
             let (obj, gone) = reg.delete(&rp, &options, &opts).await?;
             let returns_object = !gone || matches!((info.group, info.kind), ("", "Pod") | ("", "Service") | ("", "Namespace"));
             if returns_object {
-                Ok(json_response(StatusCode::OK, &obj))
+                // upstream answers 202 only for a pending deletion asked with orphanDependents=false
+                let code = if !gone && options["orphanDependents"] == false { StatusCode::ACCEPTED } else { StatusCode::OK };
+                Ok(json_response(code, &obj))
             } else {
                 let mut details = json!({"name": obj["metadata"]["name"], "kind": info.plural, "uid": obj["metadata"]["uid"]});
                 if !info.group.is_empty() {
@@ -474,6 +477,16 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
         }
         (&Method::DELETE, false, None) => {
             let opts = write_options(&q)?;
+            let (body, ct) = read_body(req).await?;
+            let options: Value = if body.is_empty() {
+                json!({})
+            } else if ct.starts_with("application/vnd.kubernetes.protobuf") {
+                rkube_api::protobuf::decode(&body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+            } else {
+                serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+            };
+            let options = crate::deletion::with_query(options, &q)?;
+            crate::deletion::DeleteOptions::from_value(&options)?;
             let lq = list_query(info, &q)?;
             let page = reg.list(info, rp.namespace.as_deref(), &lq).await?;
             let mut deleted = Vec::new();
@@ -484,7 +497,7 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
                     name: obj["metadata"]["name"].as_str().map(str::to_owned),
                     subresource: None,
                 };
-                match reg.delete(&item, &json!({}), &opts).await {
+                match reg.delete(&item, &options, &opts).await {
                     Ok((o, _)) => deleted.push(o),
                     Err(e) if e.code == StatusCode::NOT_FOUND => {}
                     Err(e) => return Err(e),

@@ -9,6 +9,7 @@
 //! generic registry over the [`rkube_store::Store`], [`watchcache`] serves lists and
 //! watches from memory, [`handlers`] is the HTTP glue, [`status`] the error bodies.
 
+pub mod deletion;
 pub mod discovery;
 pub mod fieldcheck;
 pub mod handlers;

@@ -6,6 +6,7 @@ mod harness;
 
 mod api_fidelity;
 mod bad_input;
+mod delete_options;
 mod discovery;
 mod durability;
 mod field_validation;
