@@ -31,6 +31,7 @@ pub struct State {
     pub registry: Registry,
     pub server_address: String,
     pub ready: std::sync::atomic::AtomicBool,
+    pub limits: crate::limits::Limits,
 }
 
 type Query = HashMap<String, String>;
@@ -72,9 +73,20 @@ pub async fn handle(state: Arc<State>, identity: Option<Identity>, req: Request<
     if identity.is_none() {
         return error_response(&ApiError::unauthorized());
     }
-    match route(&state, req).await {
-        Ok(r) => r,
-        Err(e) => error_response(&e),
+    let query: Query = axum::extract::Query::<Query>::try_from_uri(req.uri()).map(|q| q.0).unwrap_or_default();
+    let long_running = req.method() == Method::GET && query.get("watch").is_some_and(|w| w == "true" || w == "1");
+    let _permit = match state.limits.admit(req.method(), long_running) {
+        Ok(p) => p,
+        Err(crate::limits::Overloaded) => return crate::limits::too_many_requests(),
+    };
+    let deadline = match crate::limits::request_timeout(query.get("timeout").map(String::as_str), state.limits.config.request_timeout) {
+        Ok(d) => d,
+        Err(e) => return error_response(&e),
+    };
+    match tokio::time::timeout(deadline, route(&state, req)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => error_response(&e),
+        Err(_) => error_response(&crate::limits::timed_out()),
     }
 }
 
@@ -534,11 +546,8 @@ async fn watch(
     let rv = lq.resource_version.clone().unwrap_or_default();
     let send_initial = q.get("sendInitialEvents").is_some_and(|v| v == "true");
     let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true" || v == "1");
-    let timeout = q
-        .get("timeoutSeconds")
-        .and_then(|t| t.parse::<u64>().ok())
-        .map(Duration::from_secs)
-        .unwrap_or(Duration::from_secs(1800));
+    let jitter = f64::from(u32::from_le_bytes(uuid::Uuid::new_v4().into_bytes()[..4].try_into().unwrap_or([0; 4]))) / (f64::from(u32::MAX) + 1.0);
+    let timeout = crate::limits::watch_timeout(q.get("timeoutSeconds").map(String::as_str), state.limits.config.min_request_timeout, jitter)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let include = q.get("includeObject").cloned().unwrap_or_else(|| "Metadata".into());
     let render = move |obj: &Value| -> Value {

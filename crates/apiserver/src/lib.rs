@@ -13,6 +13,7 @@ pub mod deletion;
 pub mod discovery;
 pub mod fieldcheck;
 pub mod handlers;
+pub mod limits;
 pub mod namespace;
 pub mod registry;
 pub mod request;
@@ -42,6 +43,8 @@ pub struct Config {
     pub client_ca_pem: String,
     /// Service ClusterIP range.
     pub service_cidr: (std::net::Ipv4Addr, u8),
+    /// In-flight, request and watch time limits.
+    pub limits: limits::Config,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +92,7 @@ impl Server {
             registry,
             server_address: local_addr.to_string(),
             ready: std::sync::atomic::AtomicBool::new(false),
+            limits: limits::Limits::new(config.limits.clone()),
         });
         let task = tokio::spawn(tls::serve(listener, acceptor, state.clone(), shutdown.clone()));
         namespace::bootstrap(&state.registry).await?;

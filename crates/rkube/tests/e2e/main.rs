@@ -10,5 +10,6 @@ mod delete_options;
 mod discovery;
 mod durability;
 mod field_validation;
+mod hardening;
 mod kubectl_get;
 mod kubectl_write;
