@@ -13,3 +13,4 @@ mod field_validation;
 mod hardening;
 mod kubectl_get;
 mod kubectl_write;
+mod python_client;
