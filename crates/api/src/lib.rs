@@ -8,6 +8,7 @@
 //!   extensions (patch strategy, merge key, list type, group-version-kind).
 //! - [`openapi`]: the `/openapi/v2` and `/openapi/v3` documents built from [`schema`].
 //! - [`strategic`]: strategic merge patch, driven by the schemas' patch metadata.
+//! - [`fieldvalidation`]: unknown and duplicate field detection for `fieldValidation`.
 //! - [`defaults`]: defaulting as kube-apiserver does it, per kind.
 //! - [`fieldmanager`]: server-side apply and `metadata.managedFields`.
 //! - [`printers`]: the `meta.k8s.io/v1` Table columns and rows kube-apiserver prints.
@@ -18,6 +19,7 @@
 pub mod conversion;
 pub mod defaults;
 pub mod fieldmanager;
+pub mod fieldvalidation;
 pub mod openapi;
 pub mod printers;
 pub mod protobuf;

@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::discovery;
+use crate::fieldcheck;
 use crate::registry::{to_scale, ListQuery, PatchType, Registry, WriteOptions};
 use crate::request::{self, Discovery, ResourcePath, Target};
 use crate::status::{ApiError, Result};
@@ -30,6 +31,7 @@ pub struct State {
     pub registry: Registry,
     pub server_address: String,
     pub ready: std::sync::atomic::AtomicBool,
+    pub limits: crate::limits::Limits,
 }
 
 type Query = HashMap<String, String>;
@@ -71,9 +73,20 @@ pub async fn handle(state: Arc<State>, identity: Option<Identity>, req: Request<
     if identity.is_none() {
         return error_response(&ApiError::unauthorized());
     }
-    match route(&state, req).await {
-        Ok(r) => r,
-        Err(e) => error_response(&e),
+    let query: Query = axum::extract::Query::<Query>::try_from_uri(req.uri()).map(|q| q.0).unwrap_or_default();
+    let long_running = req.method() == Method::GET && query.get("watch").is_some_and(|w| w == "true" || w == "1");
+    let _permit = match state.limits.admit(req.method(), long_running) {
+        Ok(p) => p,
+        Err(crate::limits::Overloaded) => return crate::limits::too_many_requests(),
+    };
+    let deadline = match crate::limits::request_timeout(query.get("timeout").map(String::as_str), state.limits.config.request_timeout) {
+        Ok(d) => d,
+        Err(e) => return error_response(&e),
+    };
+    match tokio::time::timeout(deadline, route(&state, req)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => error_response(&e),
+        Err(_) => error_response(&crate::limits::timed_out()),
     }
 }
 
@@ -277,7 +290,13 @@ async fn read_body(headers: &http::HeaderMap, mut body: Body) -> Result<(Bytes, 
 fn decode_body(info: &ResourceInfo, body: &[u8], content_type: &str) -> Result<Value> {
     let mt = content_type.split(';').next().unwrap_or("").trim();
     let parsed: std::result::Result<Value, String> = match mt {
-        "application/yaml" | "application/x-yaml" | "text/yaml" => serde_saphyr::from_slice(body).map_err(|e| e.to_string()),
+        "application/yaml" | "application/x-yaml" | "text/yaml" => {
+            // duplicate keys: the last wins, as upstream's non-strict YAML decoder (the
+            // fieldValidation pass has reported them already)
+            let mut options = serde_saphyr::Options::default();
+            options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::LastWins;
+            serde_saphyr::from_slice_with_options(body, options).map_err(|e| e.to_string())
+        }
         "application/json" | "" | "*/*" => serde_json::from_slice(body).map_err(|e| e.to_string()),
         "application/vnd.kubernetes.protobuf" => {
             return rkube_api::protobuf::decode(body).map_err(|e| match e {
@@ -400,10 +419,13 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
         }
         (&Method::POST, false, None) => {
             let opts = write_options(&q, &ua)?;
+            let directive = fieldcheck::directive(q.get("fieldValidation").map(String::as_str))?;
             let (body, ct) = body_read.clone()?;
+            let def = rkube_api::schema::definition_name(info);
+            let warnings = fieldcheck::check_body(info, &def, directive, &body, &ct)?;
             let obj = decode_body(info, &body, &ct)?;
             let created = reg.create(info, rp.namespace.as_deref(), obj, &opts).await?;
-            Ok(json_response(StatusCode::CREATED, &render_one(info, out, created, &q)))
+            Ok(warnings.attach(json_response(StatusCode::CREATED, &render_one(info, out, created, &q))))
         }
         (&Method::POST, true, Some("binding")) => {
             let opts = write_options(&q, &ua)?;
@@ -420,16 +442,21 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
         }
         (&Method::PUT, true, sub) => {
             let opts = write_options(&q, &ua)?;
+            let directive = fieldcheck::directive(q.get("fieldValidation").map(String::as_str))?;
             let (body, ct) = body_read.clone()?;
+            let warnings = match fieldcheck::body_definition(info, sub) {
+                Some(def) => fieldcheck::check_body(info, &def, directive, &body, &ct)?,
+                None => Default::default(),
+            };
             let obj = decode_body(info, &body, &ct)?;
             if sub == Some("scale") {
                 let patch = json!({"spec": {"replicas": obj["spec"]["replicas"]}, "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]}});
                 let bytes = serde_json::to_vec(&patch).unwrap_or_default();
                 let updated = reg.patch(&rp, PatchType::Merge, &bytes, &opts).await?;
-                return Ok(json_response(StatusCode::OK, &to_scale(info, &updated)));
+                return Ok(warnings.attach(json_response(StatusCode::OK, &to_scale(info, &updated))));
             }
             let updated = reg.update(&rp, obj, &opts).await?;
-            Ok(json_response(StatusCode::OK, &render_one(info, out, updated, &q)))
+            Ok(warnings.attach(json_response(StatusCode::OK, &render_one(info, out, updated, &q))))
         }
         (&Method::PATCH, true, sub) => {
             let opts = write_options(&q, &ua)?;
@@ -446,6 +473,14 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
                     return Err(e);
                 }
             };
+            let directive = fieldcheck::directive(q.get("fieldValidation").map(String::as_str))?;
+            let warnings = match fieldcheck::body_definition(info, sub) {
+                Some(def) if directive.checks() && sub.is_none() && kind != PatchType::Apply => {
+                    let current = reg.get(&rp).await?;
+                    fieldcheck::check_patch(kind, &def, directive, &body, &current)?
+                }
+                _ => Default::default(),
+            };
             if kind == PatchType::Apply {
                 let (applied, created) = reg.server_side_apply(&rp, &body, &opts).await?;
                 let code = if created { StatusCode::CREATED } else { StatusCode::OK };
@@ -453,7 +488,7 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
             }
             let updated = reg.patch(&rp, kind, &body, &opts).await?;
             let body = if sub == Some("scale") { to_scale(info, &updated) } else { render_one(info, out, updated, &q) };
-            Ok(json_response(StatusCode::OK, &body))
+            Ok(warnings.attach(json_response(StatusCode::OK, &body)))
         }
         (&Method::DELETE, true, None) => {
             let opts = write_options(&q, &ua)?;
@@ -465,11 +500,14 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
             } else {
                 serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
             };
+            let options = crate::deletion::with_query(options, &q)?;
             let opts = if options["dryRun"].as_array().is_some_and(|d| d.iter().any(|x| x == "All")) { WriteOptions { dry_run: true, ..opts } } else { opts };
             let (obj, gone) = reg.delete(&rp, &options, &opts).await?;
             let returns_object = !gone || matches!((info.group, info.kind), ("", "Pod") | ("", "Service") | ("", "Namespace"));
             if returns_object {
-                Ok(json_response(StatusCode::OK, &obj))
+                // upstream answers 202 only for a pending deletion asked with orphanDependents=false
+                let code = if !gone && options["orphanDependents"] == false { StatusCode::ACCEPTED } else { StatusCode::OK };
+                Ok(json_response(code, &obj))
             } else {
                 let mut details = json!({"name": obj["metadata"]["name"], "kind": info.plural, "uid": obj["metadata"]["uid"]});
                 if !info.group.is_empty() {
@@ -480,6 +518,16 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
         }
         (&Method::DELETE, false, None) => {
             let opts = write_options(&q, &ua)?;
+            let (body, ct) = body_read.clone()?;
+            let options: Value = if body.is_empty() {
+                json!({})
+            } else if ct.starts_with("application/vnd.kubernetes.protobuf") {
+                rkube_api::protobuf::decode(&body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+            } else {
+                serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+            };
+            let options = crate::deletion::with_query(options, &q)?;
+            crate::deletion::DeleteOptions::from_value(&options)?;
             let lq = list_query(info, &q)?;
             let page = reg.list(info, rp.namespace.as_deref(), &lq).await?;
             let mut deleted = Vec::new();
@@ -490,7 +538,7 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
                     name: obj["metadata"]["name"].as_str().map(str::to_owned),
                     subresource: None,
                 };
-                match reg.delete(&item, &json!({}), &opts).await {
+                match reg.delete(&item, &options, &opts).await {
                     Ok((o, _)) => deleted.push(o),
                     Err(e) if e.code == StatusCode::NOT_FOUND => {}
                     Err(e) => return Err(e),
@@ -527,11 +575,8 @@ async fn watch(
     let rv = lq.resource_version.clone().unwrap_or_default();
     let send_initial = q.get("sendInitialEvents").is_some_and(|v| v == "true");
     let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true" || v == "1");
-    let timeout = q
-        .get("timeoutSeconds")
-        .and_then(|t| t.parse::<u64>().ok())
-        .map(Duration::from_secs)
-        .unwrap_or(Duration::from_secs(1800));
+    let jitter = f64::from(u32::from_le_bytes(uuid::Uuid::new_v4().into_bytes()[..4].try_into().unwrap_or([0; 4]))) / (f64::from(u32::MAX) + 1.0);
+    let timeout = crate::limits::watch_timeout(q.get("timeoutSeconds").map(String::as_str), state.limits.config.min_request_timeout, jitter)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let include = q.get("includeObject").cloned().unwrap_or_else(|| "Metadata".into());
     let render = move |obj: &Value| -> Value {

@@ -9,9 +9,12 @@
 //! generic registry over the [`rkube_store::Store`], [`watchcache`] serves lists and
 //! watches from memory, [`handlers`] is the HTTP glue, [`status`] the error bodies.
 
+pub mod deletion;
 pub mod discovery;
+pub mod fieldcheck;
 pub mod handlers;
 pub mod kubernetes_service;
+pub mod limits;
 pub mod namespace;
 pub mod registry;
 pub mod request;
@@ -44,6 +47,8 @@ pub struct Config {
     /// The address other machines and pods reach this API server at (the `kubernetes`
     /// Endpoints); the listen address when it is a specific one.
     pub advertise_address: std::net::IpAddr,
+    /// In-flight, request and watch time limits.
+    pub limits: limits::Config,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +96,7 @@ impl Server {
             registry,
             server_address: local_addr.to_string(),
             ready: std::sync::atomic::AtomicBool::new(false),
+            limits: limits::Limits::new(config.limits.clone()),
         });
         let task = tokio::spawn(tls::serve(listener, acceptor, state.clone(), shutdown.clone()));
         namespace::bootstrap(&state.registry).await?;

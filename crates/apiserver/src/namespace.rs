@@ -78,7 +78,7 @@ async fn finalize(reg: &Registry, name: &str, ns: &Value) {
                 name: obj["metadata"]["name"].as_str().map(str::to_owned),
                 subresource: None,
             };
-            if let Err(e) = reg.delete(&rp, &json!({}), &WriteOptions::default()).await {
+            if let Err(e) = reg.delete(&rp, &json!({"propagationPolicy": "Background"}), &WriteOptions::default()).await {
                 tracing::debug!(namespace = name, error = %e.message, "deleting namespace content failed; will retry");
             }
         }

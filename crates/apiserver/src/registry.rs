@@ -602,7 +602,10 @@ impl Registry {
             if new == old {
                 return Ok(old);
             }
+            // upstream's ShouldDeleteDuringUpdate: only a deletion with no grace period left
+            // (a graceful pod deletion stays until its kubelet deletes it with grace 0)
             let finalized = !new["metadata"]["deletionTimestamp"].is_null()
+                && new["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) == 0
                 && new["metadata"]["finalizers"].as_array().is_none_or(|f| f.is_empty())
                 && !(info.kind == "Namespace" && new["spec"]["finalizers"].as_array().is_some_and(|f| !f.is_empty()));
             if opts.dry_run {
@@ -635,6 +638,7 @@ impl Registry {
         let info = rp.info;
         let ns = rp.namespace.as_deref();
         let name = rp.name.clone().unwrap_or_default();
+        let delete_options = crate::deletion::DeleteOptions::from_value(options)?;
         for _ in 0..WRITE_RETRIES {
             let (entry, old) = self.get_entry(info, ns, &name).await?;
             if let Some(uid) = options["preconditions"]["uid"].as_str() {
@@ -653,42 +657,36 @@ impl Registry {
                     )));
                 }
             }
-            let has_finalizers = old["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
-            let is_namespace = info.kind == "Namespace" && info.group.is_empty();
-            if has_finalizers || is_namespace {
-                if !old["metadata"]["deletionTimestamp"].is_null() {
-                    return Ok((old, false));
-                }
-                let mut new = old.clone();
-                new["metadata"]["deletionTimestamp"] = now().into();
-                new["metadata"]["deletionGracePeriodSeconds"] = 0.into();
-                if is_namespace {
-                    new["status"]["phase"] = "Terminating".into();
-                }
-                if opts.dry_run {
-                    return Ok((new, false));
-                }
-                let key = Self::key(info, ns, &name);
-                match self.store.update(&key, encode(&to_storage(info, new.clone())), entry.mod_revision).await {
-                    Ok(rev) => {
-                        self.wrote(info, rev.0);
-                        set_resource_version(&mut new, rev.0);
-                        return Ok((new, false));
+            let new = match crate::deletion::plan(info, &old, &delete_options, jiff::Timestamp::now()) {
+                crate::deletion::Plan::Unchanged => return Ok((old, false)),
+                crate::deletion::Plan::Update(new) => new,
+                crate::deletion::Plan::Delete => {
+                    if opts.dry_run {
+                        return Ok((old, true));
                     }
-                    Err(rkube_store::Error::Conflict { .. }) | Err(rkube_store::Error::NotFound { .. }) => continue,
-                    Err(e) => return Err(e.into()),
+                    let key = Self::key(info, ns, &name);
+                    match self.store.delete(&key, Some(entry.mod_revision)).await {
+                        Ok(d) => {
+                            self.wrote(info, d.revision.0);
+                            let mut gone = old;
+                            set_resource_version(&mut gone, d.revision.0);
+                            return Ok((gone, true));
+                        }
+                        Err(rkube_store::Error::Conflict { .. }) | Err(rkube_store::Error::NotFound { .. }) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
                 }
-            }
+            };
+            let mut new = new;
             if opts.dry_run {
-                return Ok((old, true));
+                return Ok((new, false));
             }
             let key = Self::key(info, ns, &name);
-            match self.store.delete(&key, Some(entry.mod_revision)).await {
-                Ok(d) => {
-                    self.wrote(info, d.revision.0);
-                    let mut gone = old;
-                    set_resource_version(&mut gone, d.revision.0);
-                    return Ok((gone, true));
+            match self.store.update(&key, encode(&to_storage(info, new.clone())), entry.mod_revision).await {
+                Ok(rev) => {
+                    self.wrote(info, rev.0);
+                    set_resource_version(&mut new, rev.0);
+                    return Ok((new, false));
                 }
                 Err(rkube_store::Error::Conflict { .. }) | Err(rkube_store::Error::NotFound { .. }) => continue,
                 Err(e) => return Err(e.into()),
@@ -844,7 +842,9 @@ pub fn apply_patch(kind: PatchType, target: &Value, patch: &Value, definition: &
             let p: json_patch::Patch = serde_json::from_value(patch.clone())
                 .map_err(|e| ApiError::bad_request(format!("the server rejected our request due to an error in our request: {e}")))?;
             let mut doc = target.clone();
-            json_patch::patch(&mut doc, &p).map_err(|e| {
+            // patch_unsafe: on failure `doc` is dropped, so nothing needs undoing, and
+            // json_patch::patch's undo panics on some failed moves (found by tests/fuzz.rs)
+            json_patch::patch_unsafe(&mut doc, &p).map_err(|e| {
                 ApiError::new(http::StatusCode::UNPROCESSABLE_ENTITY, "Invalid", format!("the server rejected our request due to an error in our request: {e}"))
             })?;
             Ok(doc)

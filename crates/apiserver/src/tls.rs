@@ -90,7 +90,11 @@ pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<Stat
                     Ok::<_, std::convert::Infallible>(handlers::handle(state, who, req).await)
                 }
             });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            // Headers up to 1 MiB, as Go's http.Server (kube-apiserver) accepts: a long label
+            // selector must reach the selector parser and get its 400, not a reset stream.
+            builder.http2().max_header_list_size(1 << 20);
+            builder.http1().max_buf_size(1 << 20);
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
             tokio::pin!(conn);
             tokio::select! {

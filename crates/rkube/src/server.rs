@@ -36,6 +36,15 @@ pub struct ServerArgs {
     /// Extra names or IPs for the serving certificate (repeatable).
     #[arg(long = "tls-san", value_name = "NAME")]
     pub tls_san: Vec<String>,
+    /// Most non-mutating requests served at once (watches not counted); more get 429.
+    #[arg(long, value_name = "N", default_value_t = 400)]
+    pub max_requests_inflight: usize,
+    /// Most mutating requests served at once; more get 429.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub max_mutating_requests_inflight: usize,
+    /// Seconds a watch without timeoutSeconds lasts at least (at most twice that, at random).
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+    pub min_request_timeout: u64,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -101,6 +110,12 @@ pub async fn run(args: ServerArgs, _full_server: bool) -> anyhow::Result<()> {
         client_ca_pem: pki.ca_cert_pem.clone(),
         service_cidr,
         advertise_address: advertise_address(args.bind_address),
+        limits: rkube_apiserver::limits::Config {
+            max_requests_inflight: args.max_requests_inflight,
+            max_mutating_requests_inflight: args.max_mutating_requests_inflight,
+            min_request_timeout: std::time::Duration::from_secs(args.min_request_timeout),
+            ..Default::default()
+        },
     };
     let server = rkube_apiserver::Server::start(config, store, shutdown.clone()).await?;
 

@@ -6,9 +6,13 @@ mod harness;
 
 mod api_fidelity;
 mod bad_input;
+mod delete_options;
 mod discovery;
 mod durability;
+mod field_validation;
+mod hardening;
 mod kubectl_get;
 mod kubectl_write;
 mod server_side_apply;
 mod validation;
+mod python_client;
