@@ -36,6 +36,56 @@ pub struct ServerArgs {
     /// Extra names or IPs for the serving certificate (repeatable).
     #[arg(long = "tls-san", value_name = "NAME")]
     pub tls_san: Vec<String>,
+    #[command(flatten)]
+    pub datastore: DatastoreArgs,
+}
+
+/// Datastore flags, named as k3s's (`--datastore-*`) and kube-apiserver's
+/// (`--etcd-compaction-interval`).
+#[derive(Args, Debug, Clone)]
+pub struct DatastoreArgs {
+    /// Use an external etcd instead of the embedded datastore: comma-separated
+    /// http(s)://host:port URLs of its members (requests fail over between them).
+    #[arg(long, value_name = "URLS")]
+    pub datastore_endpoint: Option<String>,
+    /// CA certificate (PEM) that signed the etcd members' serving certificates.
+    #[arg(long, value_name = "FILE", requires = "datastore_endpoint")]
+    pub datastore_cafile: Option<PathBuf>,
+    /// Client certificate (PEM) for etcd's client-certificate authentication.
+    #[arg(long, value_name = "FILE", requires = "datastore_keyfile")]
+    pub datastore_certfile: Option<PathBuf>,
+    /// Private key (PEM) of --datastore-certfile.
+    #[arg(long, value_name = "FILE", requires = "datastore_certfile")]
+    pub datastore_keyfile: Option<PathBuf>,
+    /// How often to compact the datastore's history; each compaction keeps one interval of
+    /// history (Go duration: 5m, 30s, 1m30s; 0 disables).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_interval)]
+    pub etcd_compaction_interval: std::time::Duration,
+}
+
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    rkube_store::compactor::parse_duration(s)
+        .ok_or_else(|| format!("invalid duration {s:?}: use a Go duration such as 5m, 30s or 1m30s"))
+}
+
+/// Opens the datastore the flags select: external etcd or the embedded store in `data_dir`.
+async fn open_store(args: &DatastoreArgs, data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn rkube_store::Store>> {
+    if let Some(endpoints) = &args.datastore_endpoint {
+        let mut options = rkube_store::EtcdOptions::new(endpoints);
+        options.ca_file = args.datastore_cafile.clone();
+        options.cert_file = args.datastore_certfile.clone();
+        options.key_file = args.datastore_keyfile.clone();
+        tracing::info!(endpoints = %endpoints, "connecting to etcd");
+        let store = rkube_store::EtcdStore::connect(options)
+            .await
+            .with_context(|| format!("--datastore-endpoint {endpoints}"))?;
+        return Ok(Arc::new(store));
+    }
+    let db = data_dir.join("db");
+    let store = rkube_store::EmbeddedStore::open(&db)
+        .await
+        .with_context(|| format!("cannot open the datastore in {}", db.display()))?;
+    Ok(Arc::new(store))
 }
 
 fn default_data_dir() -> PathBuf {
@@ -77,12 +127,15 @@ pub async fn run(args: ServerArgs, _full_server: bool) -> anyhow::Result<()> {
     }
     let pki = rkube_pki::ClusterPki::load_or_create(&data_dir.join("tls"), &names).context("cluster certificates")?;
 
-    let store = rkube_store::EmbeddedStore::open(&data_dir.join("db"))
-        .await
-        .with_context(|| format!("cannot open the datastore in {}", data_dir.join("db").display()))?;
-    let store: Arc<dyn rkube_store::Store> = Arc::new(store);
+    let store = open_store(&args.datastore, &data_dir).await?;
 
     let shutdown = CancellationToken::new();
+    let compaction = rkube_store::compactor::Config {
+        interval: args.datastore.etcd_compaction_interval,
+        ..Default::default()
+    };
+    let compactor = rkube_store::compactor::Compactor::new(compaction, store.clone());
+    tokio::spawn(compactor.run(shutdown.clone()));
     let config = rkube_apiserver::Config {
         listen: SocketAddr::new(args.bind_address, args.https_port),
         serving_cert_pem: pki.serving_cert_pem.clone(),

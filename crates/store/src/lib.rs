@@ -11,7 +11,12 @@
 //!   batches with group commit (one `fdatasync` per batch), an in-memory MVCC index,
 //!   snapshots on compaction and torn-tail recovery. Its docs say why this engine and not
 //!   SQLite or redb; BENCHMARKS.md has its rates against real etcd.
-//! - an etcd backend arrives with the datastore issue and runs the same [`suite`].
+//! - [`etcd`]: the real etcd v3 API (`--datastore-endpoint`), through the `etcd-client`
+//!   crate, with fail-over between endpoints, TLS client certificates and resumable watches.
+//!   [`etcd::process`] starts real etcd members on loopback for tests and benchmarks.
+//!
+//! [`compactor`] compacts any backend on a schedule (kube-apiserver's
+//! `--etcd-compaction-interval`), retrying failures.
 //!
 //! [`suite`] is the conformance suite every backend runs: one `pub async fn(&dyn Store)`
 //! per behaviour, and [`store_suite!`] to turn them into `#[tokio::test]`s for a backend's
@@ -26,10 +31,13 @@ use std::pin::Pin;
 use bytes::Bytes;
 use futures::Stream;
 
+pub mod compactor;
 pub mod embedded;
+pub mod etcd;
 pub mod suite;
 
 pub use embedded::{EmbeddedOptions, EmbeddedStore};
+pub use etcd::{EtcdOptions, EtcdStore};
 
 /// A point in the store's history. Revision 0 means "nothing written yet"; the first write
 /// gets revision 1, as in etcd.

@@ -8,5 +8,6 @@ mod api_fidelity;
 mod bad_input;
 mod discovery;
 mod durability;
+mod etcd;
 mod kubectl_get;
 mod kubectl_write;

@@ -1,8 +1,10 @@
 //! Integration tests of the embedded backend: the shared conformance suite plus what only a
 //! disk-backed store has (reopen, torn tails, kill -9, format marker, lagging watchers).
 
+mod compaction;
 mod durability;
 mod embedded;
+mod etcd;
 mod recovery;
 
 use std::ops::Deref;
