@@ -24,6 +24,14 @@ async fn wait_compacted(store: &dyn Store, at_least: Revision) -> Revision {
     }
 }
 
+async fn wait_until(f: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(tokio::time::Instant::now() < deadline, "condition not reached");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keeps_one_interval_of_history_and_compacts_again() {
     let t = fresh().await;
@@ -44,7 +52,7 @@ async fn keeps_one_interval_of_history_and_compacts_again() {
         last = wait_compacted(&*store, r).await;
     }
     assert!(last > first);
-    assert!(stats.compactions.load(Ordering::Relaxed) >= 4);
+    wait_until(|| stats.compactions.load(Ordering::Relaxed) >= 4).await;
     assert_eq!(&store.get("/c/a").await.unwrap().unwrap().value[..], b"1", "latest state kept");
     shutdown.cancel();
     task.await.unwrap();
@@ -103,8 +111,9 @@ async fn failed_compactions_are_retried_and_counted() {
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(compactor.run(shutdown.clone()));
     wait_compacted(&*store, r1).await;
+    // The counter is bumped just after the store call returns.
+    wait_until(|| stats.compactions.load(Ordering::Relaxed) >= 1).await;
     assert_eq!(stats.failures.load(Ordering::Relaxed), 3);
-    assert!(stats.compactions.load(Ordering::Relaxed) >= 1);
     shutdown.cancel();
     task.await.unwrap();
 }
