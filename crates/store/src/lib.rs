@@ -18,6 +18,9 @@
 //! [`compactor`] compacts any backend on a schedule (kube-apiserver's
 //! `--etcd-compaction-interval`), retrying failures.
 //!
+//! [`snapshot`] captures every key at one revision into a checksummed file and restores
+//! it as an embedded data directory (`rkube snapshot save|restore|ls`).
+//!
 //! [`suite`] is the conformance suite every backend runs: one `pub async fn(&dyn Store)`
 //! per behaviour, and [`store_suite!`] to turn them into `#[tokio::test]`s for a backend's
 //! store factory.
@@ -34,6 +37,7 @@ use futures::Stream;
 pub mod compactor;
 pub mod embedded;
 pub mod etcd;
+pub mod snapshot;
 pub mod suite;
 
 pub use embedded::{EmbeddedOptions, EmbeddedStore};

@@ -6,6 +6,7 @@ mod durability;
 mod embedded;
 mod etcd;
 mod recovery;
+mod snapshot;
 
 use std::ops::Deref;
 use std::path::Path;
