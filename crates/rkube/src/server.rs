@@ -61,6 +61,22 @@ pub struct DatastoreArgs {
     /// history (Go duration: 5m, 30s, 1m30s; 0 disables).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_interval)]
     pub etcd_compaction_interval: std::time::Duration,
+    /// When to take scheduled snapshots (5-field cron, UTC; k3s's default: twice a day).
+    #[arg(long, alias = "snapshot-schedule-cron", value_name = "CRON", default_value = "0 */12 * * *", value_parser = parse_cron)]
+    pub etcd_snapshot_schedule_cron: crate::cron::Cron,
+    /// How many scheduled snapshots to keep.
+    #[arg(long, alias = "snapshot-retention", value_name = "N", default_value_t = 5)]
+    pub etcd_snapshot_retention: usize,
+    /// Where scheduled snapshots go (default: <data-dir>/snapshots).
+    #[arg(long, alias = "snapshot-dir", value_name = "DIR")]
+    pub etcd_snapshot_dir: Option<PathBuf>,
+    /// Take no scheduled snapshots.
+    #[arg(long)]
+    pub etcd_disable_snapshots: bool,
+}
+
+fn parse_cron(s: &str) -> Result<crate::cron::Cron, String> {
+    crate::cron::Cron::parse(s)
 }
 
 fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
@@ -88,7 +104,7 @@ async fn open_store(args: &DatastoreArgs, data_dir: &std::path::Path) -> anyhow:
     Ok(Arc::new(store))
 }
 
-fn default_data_dir() -> PathBuf {
+pub(crate) fn default_data_dir() -> PathBuf {
     let is_root = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false);
     if is_root {
         PathBuf::from("/var/lib/rkube")
@@ -143,7 +159,28 @@ pub async fn run(args: ServerArgs, _full_server: bool) -> anyhow::Result<()> {
         client_ca_pem: pki.ca_cert_pem.clone(),
         service_cidr,
     };
-    let server = rkube_apiserver::Server::start(config, store, shutdown.clone()).await?;
+    let server = rkube_apiserver::Server::start(config, store.clone(), shutdown.clone()).await?;
+    let source = if args.datastore.datastore_endpoint.is_some() { "etcd" } else { "embedded" };
+    let hook: rkube_apiserver::handlers::SnapshotHook = {
+        let (store, data_dir) = (store.clone(), data_dir.clone());
+        Arc::new(move || {
+            let (store, data_dir) = (store.clone(), data_dir.clone());
+            Box::pin(async move {
+                crate::snapshot::take(&*store, &data_dir, source).await.map_err(|e| format!("{e:#}"))
+            })
+        })
+    };
+    let _ = server.state.snapshot.set(hook);
+    if !args.datastore.etcd_disable_snapshots {
+        let schedule = crate::snapshot::Schedule {
+            cron: args.datastore.etcd_snapshot_schedule_cron.clone(),
+            retention: args.datastore.etcd_snapshot_retention,
+            dir: args.datastore.etcd_snapshot_dir.clone().unwrap_or_else(|| data_dir.join("snapshots")),
+            data_dir: data_dir.clone(),
+            source,
+        };
+        tokio::spawn(crate::snapshot::run_schedule(schedule, store.clone(), shutdown.clone()));
+    }
 
     let host = if args.bind_address.is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { args.bind_address };
     let url = format!("https://{}", SocketAddr::new(host, server.local_addr.port()));

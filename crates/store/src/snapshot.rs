@@ -232,7 +232,7 @@ pub fn restore_embedded(snapshot: &Snapshot, data_dir: &Path) -> Result<Restored
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        let tmp = target.with_extension("restoring");
+        let tmp = data_dir.join(format!("{name}.restoring"));
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)

@@ -48,7 +48,11 @@ impl Cluster {
 
     /// A fresh server on a new data dir with extra server flags.
     pub fn start_with(extra_args: &[&str]) -> Cluster {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Cluster::start_on(tempfile::tempdir().expect("temp dir"), extra_args)
+    }
+
+    /// A server on `dir`/data, which may already hold a cluster (e.g. a restored snapshot).
+    pub fn start_on(dir: tempfile::TempDir, extra_args: &[&str]) -> Cluster {
         let extra_args = extra_args.iter().map(|a| a.to_string()).collect();
         let mut c = Cluster { dir, port: free_port(), extra_args, child: None };
         c.spawn();

@@ -10,4 +10,5 @@ mod discovery;
 mod durability;
 mod etcd;
 mod kubectl_get;
+mod snapshot;
 mod kubectl_write;

@@ -22,7 +22,8 @@ async fn populate(store: &dyn Store) -> Revision {
 async fn restore_reproduces_every_key_with_its_revisions() {
     let source = crate::fresh().await;
     let last = populate(&*source).await;
-    let snap = snapshot::capture(&*source, "uid-1", "2026-01-01T00:00:00Z", "embedded").await.unwrap();
+    let mut snap = snapshot::capture(&*source, "uid-1", "2026-01-01T00:00:00Z", "embedded").await.unwrap();
+    snap.files = vec![("tls/ca.crt".into(), b"crt".to_vec()), ("tls/ca.key".into(), b"key".to_vec())];
     assert_eq!(snap.meta.revision, last);
     // Writes after the capture are not in it.
     source.create("/registry/cm/ns/late", Bytes::from_static(b"x")).await.unwrap();
@@ -32,6 +33,8 @@ async fn restore_reproduces_every_key_with_its_revisions() {
     let decoded = Snapshot::decode(&bytes).unwrap();
     let restored = snapshot::restore_embedded(&decoded, target.path()).unwrap();
     assert_eq!((restored.entries, restored.previous), (49, None));
+    assert_eq!(std::fs::read(target.path().join("tls/ca.crt")).unwrap(), b"crt");
+    assert_eq!(std::fs::read(target.path().join("tls/ca.key")).unwrap(), b"key");
 
     let store = open(&target.path().join("db")).await;
     assert_eq!(store.current_revision().await.unwrap(), last);
