@@ -11,4 +11,5 @@ mod durability;
 mod etcd;
 mod kubectl_get;
 mod snapshot;
+mod watch_compaction;
 mod kubectl_write;
