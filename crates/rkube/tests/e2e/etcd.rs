@@ -175,3 +175,40 @@ fn unreachable_etcd_at_start_is_named_and_retried() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Three etcd members; `rkube server` points at all three; the etcd leader is SIGKILLed
+/// during a write loop: writes pause briefly and go on, and no acknowledged write is lost.
+#[test]
+fn etcd_leader_loss_during_writes_loses_no_acknowledged_write() {
+    let mut etcd = start_etcd(3);
+    let c = on_etcd(&etcd);
+    c.k(&["create", "namespace", "ha"]);
+    let tls = c.data_dir().join("tls");
+    let script = format!(
+        "for i in $(seq 1 400); do code=$(curl -s -o /dev/null -w '%{{http_code}}' --cacert {ca} --cert {crt} --key {key} -H 'Content-Type: application/json' -X POST --data '{{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{{\"name\":\"c'$i'\"}}}}' https://127.0.0.1:{port}/api/v1/namespaces/ha/configmaps); echo \"$code c$i\"; done",
+        ca = tls.join("ca.crt").display(),
+        crt = tls.join("admin.crt").display(),
+        key = tls.join("admin.key").display(),
+        port = c.port,
+    );
+    let mut writer = Command::new("sh").arg("-c").arg(script).stdout(Stdio::piped()).spawn().expect("loop");
+    let mut lines = BufReader::new(writer.stdout.take().expect("stdout")).lines();
+    let mut results = Vec::new();
+    // Kill the leader once the loop is well under way.
+    while results.len() < 100 {
+        results.push(lines.next().expect("loop output").expect("line"));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let leader = rt.block_on(etcd.etcd.leader()).expect("an etcd leader");
+    etcd.etcd.kill(leader);
+    results.extend(lines.map_while(Result::ok));
+    writer.wait().expect("loop");
+
+    let acked: Vec<&str> = results.iter().filter_map(|l| l.strip_prefix("201 ")).collect();
+    let after_kill = results[100..].iter().filter(|l| l.starts_with("201 ")).count();
+    assert!(after_kill >= 250, "writes did not go on after the leader died: {after_kill} of 300 acknowledged");
+    let stored = c.k(&["get", "cm", "-n", "ha", "-o", "name"]);
+    for name in acked {
+        assert!(stored.lines().any(|l| l == format!("configmap/{name}")), "acknowledged {name} was lost");
+    }
+}

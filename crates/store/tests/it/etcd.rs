@@ -123,3 +123,54 @@ async fn compaction_while_watching_ends_the_watch_with_compacted_after_a_break()
         Err(e) => panic!("expected Compacted, got {e}"),
     }
 }
+
+/// Writes a CA and one certificate for 127.0.0.1 usable as etcd's serving certificate and
+/// as a client certificate, into `dir`.
+fn write_test_pki(dir: &std::path::Path) -> rkube_store::etcd::process::TlsFiles {
+    use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, SanType};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::default();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::from_ca_cert_pem(&ca_cert.pem(), ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::default();
+    leaf.subject_alt_names = vec![SanType::IpAddress("127.0.0.1".parse().unwrap())];
+    leaf.extended_key_usages =
+        vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    let files = rkube_store::etcd::process::TlsFiles {
+        ca: dir.join("ca.crt"),
+        cert: dir.join("etcd.crt"),
+        key: dir.join("etcd.key"),
+    };
+    std::fs::write(&files.ca, ca_cert.pem()).unwrap();
+    std::fs::write(&files.cert, cert.pem()).unwrap();
+    std::fs::write(&files.key, key.serialize_pem()).unwrap();
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_client_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = write_test_pki(dir.path());
+    let config = LocalEtcdConfig { tls: Some(tls), ..Default::default() };
+    let etcd = LocalEtcd::start(dir.path(), config).unwrap();
+    etcd.wait_ready(Duration::from_secs(60)).await.unwrap();
+    assert!(etcd.endpoints().starts_with("https://"));
+
+    let store = EtcdStore::connect(etcd.options()).await.unwrap();
+    let r = store.create("/tls/a", "1".into()).await.unwrap();
+    assert_eq!(store.get("/tls/a").await.unwrap().unwrap().mod_revision, r);
+
+    // Without a client certificate etcd refuses the connection.
+    let mut no_cert = etcd.options();
+    (no_cert.cert_file, no_cert.key_file) = (None, None);
+    no_cert.startup_timeout = Some(Duration::from_secs(1));
+    assert!(EtcdStore::connect(no_cert).await.is_err(), "connected without a client certificate");
+    // A certificate file that is missing is named.
+    let mut missing = etcd.options();
+    missing.cert_file = Some(dir.path().join("nope.crt"));
+    let error = EtcdStore::connect(missing).await.err().expect("connected with a missing file");
+    assert!(format!("{error:?}").contains("nope.crt"), "{error:?}");
+}
