@@ -212,3 +212,36 @@ fn etcd_leader_loss_during_writes_loses_no_acknowledged_write() {
         assert!(stored.lines().any(|l| l == format!("configmap/{name}")), "acknowledged {name} was lost");
     }
 }
+
+/// `kill -9` of the server during a create loop on etcd: after a restart every create the
+/// client saw acknowledged is there.
+#[test]
+fn kill_9_during_creates_on_etcd_loses_no_acknowledged_write() {
+    let etcd = start_etcd(1);
+    let mut c = on_etcd(&etcd);
+    c.k(&["create", "namespace", "load"]);
+    let tls = c.data_dir().join("tls");
+    let script = format!(
+        "for i in $(seq 1 10000); do code=$(curl -s -o /dev/null -w '%{{http_code}}' --cacert {ca} --cert {crt} --key {key} -H 'Content-Type: application/json' -X POST --data '{{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{{\"name\":\"c'$i'\"}}}}' https://127.0.0.1:{port}/api/v1/namespaces/load/configmaps); [ \"$code\" = 201 ] && echo c$i; [ \"$code\" = 000 ] && exit 0; done",
+        ca = tls.join("ca.crt").display(),
+        crt = tls.join("admin.crt").display(),
+        key = tls.join("admin.key").display(),
+        port = c.port,
+    );
+    let mut writer = Command::new("sh").arg("-c").arg(script).stdout(Stdio::piped()).spawn().expect("loop");
+    let mut lines = BufReader::new(writer.stdout.take().expect("stdout")).lines();
+    let mut acked = Vec::new();
+    // Kill at a point that depends on the run (how many acknowledgements arrived first).
+    let kill_after = 50 + (std::process::id() as usize % 100);
+    while acked.len() < kill_after {
+        acked.push(lines.next().expect("loop output").expect("line"));
+    }
+    c.stop(true);
+    acked.extend(lines.map_while(Result::ok));
+    writer.wait().expect("loop");
+    c.spawn();
+    let stored = c.k(&["get", "cm", "-n", "load", "-o", "name"]);
+    for name in &acked {
+        assert!(stored.lines().any(|l| l == format!("configmap/{name}")), "acknowledged {name} was lost");
+    }
+}
