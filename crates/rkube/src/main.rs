@@ -3,6 +3,7 @@
 //! `rkube apiserver` runs the API server alone.
 
 mod cron;
+mod encryption;
 mod server;
 mod snapshot;
 

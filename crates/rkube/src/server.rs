@@ -73,6 +73,10 @@ pub struct DatastoreArgs {
     /// Take no scheduled snapshots.
     #[arg(long)]
     pub etcd_disable_snapshots: bool,
+    /// Encrypt resources at rest as this EncryptionConfiguration file says
+    /// (apiserver.config.k8s.io/v1; providers aescbc, aesgcm, identity).
+    #[arg(long, value_name = "FILE")]
+    pub encryption_provider_config: Option<PathBuf>,
 }
 
 fn parse_cron(s: &str) -> Result<crate::cron::Cron, String> {
@@ -159,7 +163,19 @@ pub async fn run(args: ServerArgs, _full_server: bool) -> anyhow::Result<()> {
         client_ca_pem: pki.ca_cert_pem.clone(),
         service_cidr,
     };
-    let server = rkube_apiserver::Server::start(config, store.clone(), shutdown.clone()).await?;
+    // The API server reads and writes through the encryption layer; compaction and
+    // snapshots work on the stored (encrypted) bytes, so a snapshot holds no plain Secret.
+    let api_store: Arc<dyn rkube_store::Store> = match &args.datastore.encryption_provider_config {
+        Some(path) => {
+            let rules = crate::encryption::load(path)?;
+            let encrypted = rkube_store::encryption::EncryptedStore::new(store.clone(), rules)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("--encryption-provider-config {}", path.display()))?;
+            Arc::new(encrypted)
+        }
+        None => store.clone(),
+    };
+    let server = rkube_apiserver::Server::start(config, api_store, shutdown.clone()).await?;
     let source = if args.datastore.datastore_endpoint.is_some() { "etcd" } else { "embedded" };
     let hook: rkube_apiserver::handlers::SnapshotHook = {
         let (store, data_dir) = (store.clone(), data_dir.clone());

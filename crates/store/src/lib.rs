@@ -18,6 +18,8 @@
 //! [`compactor`] compacts any backend on a schedule (kube-apiserver's
 //! `--etcd-compaction-interval`), retrying failures.
 //!
+//! [`encryption`] wraps any backend to encrypt chosen prefixes (Secrets) at rest.
+//!
 //! [`snapshot`] captures every key at one revision into a checksummed file and restores
 //! it as an embedded data directory (`rkube snapshot save|restore|ls`).
 //!
@@ -36,6 +38,7 @@ use futures::Stream;
 
 pub mod compactor;
 pub mod embedded;
+pub mod encryption;
 pub mod etcd;
 pub mod snapshot;
 pub mod suite;

@@ -8,6 +8,7 @@ mod api_fidelity;
 mod bad_input;
 mod discovery;
 mod durability;
+mod encryption;
 mod etcd;
 mod kubectl_get;
 mod snapshot;
