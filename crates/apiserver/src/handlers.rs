@@ -32,7 +32,12 @@ pub struct State {
     pub ready: std::sync::atomic::AtomicBool,
     /// Serves `GET /rkube/v1/snapshot` when set (by the binary, which knows the data dir).
     pub snapshot: std::sync::OnceLock<SnapshotHook>,
+    /// Renders `GET /metrics` (Prometheus text) when set.
+    pub metrics: std::sync::OnceLock<MetricsHook>,
 }
+
+/// Produces the Prometheus text of `/metrics`.
+pub type MetricsHook = Arc<dyn Fn() -> futures::future::BoxFuture<'static, String> + Send + Sync>;
 
 /// Where `rkube snapshot save` fetches a consistent snapshot of a running server.
 pub const SNAPSHOT_PATH: &str = "/rkube/v1/snapshot";
@@ -99,6 +104,13 @@ pub async fn handle(state: Arc<State>, identity: Option<Identity>, req: Request<
     let Some(identity) = identity else {
         return error_response(&ApiError::unauthorized());
     };
+    if path == "/metrics" {
+        if let Some(hook) = state.metrics.get() {
+            let mut r = Response::new(Body::from(hook().await));
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+            return r;
+        }
+    }
     if path == SNAPSHOT_PATH {
         return snapshot_response(&state, &identity, req.method().clone()).await.unwrap_or_else(|e| error_response(&e));
     }

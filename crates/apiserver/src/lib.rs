@@ -88,6 +88,7 @@ impl Server {
             server_address: local_addr.to_string(),
             ready: std::sync::atomic::AtomicBool::new(false),
             snapshot: std::sync::OnceLock::new(),
+            metrics: std::sync::OnceLock::new(),
         });
         let task = tokio::spawn(tls::serve(listener, acceptor, state.clone(), shutdown.clone()));
         namespace::bootstrap(&state.registry).await?;

@@ -88,8 +88,12 @@ fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
         .ok_or_else(|| format!("invalid duration {s:?}: use a Go duration such as 5m, 30s or 1m30s"))
 }
 
-/// Opens the datastore the flags select: external etcd or the embedded store in `data_dir`.
-async fn open_store(args: &DatastoreArgs, data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn rkube_store::Store>> {
+/// Opens the datastore the flags select: external etcd (returned twice: as a store and for
+/// maintenance calls) or the embedded store in `data_dir`.
+async fn open_store(
+    args: &DatastoreArgs,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(Arc<dyn rkube_store::Store>, Option<rkube_store::EtcdStore>)> {
     if let Some(endpoints) = &args.datastore_endpoint {
         let mut options = rkube_store::EtcdOptions::new(endpoints);
         options.ca_file = args.datastore_cafile.clone();
@@ -99,13 +103,61 @@ async fn open_store(args: &DatastoreArgs, data_dir: &std::path::Path) -> anyhow:
         let store = rkube_store::EtcdStore::connect(options)
             .await
             .with_context(|| format!("--datastore-endpoint {endpoints}"))?;
-        return Ok(Arc::new(store));
+        return Ok((Arc::new(store.clone()), Some(store)));
     }
     let db = data_dir.join("db");
     let store = rkube_store::EmbeddedStore::open(&db)
         .await
         .with_context(|| format!("cannot open the datastore in {}", db.display()))?;
-    Ok(Arc::new(store))
+    Ok((Arc::new(store), None))
+}
+
+/// The datastore's size on disk: etcd's reported db size, or the embedded store's files.
+async fn db_size(etcd: Option<&rkube_store::EtcdStore>, db_dir: &std::path::Path) -> Option<u64> {
+    match etcd {
+        Some(etcd) => {
+            let mut client = etcd.client().clone();
+            let status = tokio::time::timeout(std::time::Duration::from_secs(2), client.status()).await;
+            status.ok()?.ok().map(|s| s.db_size().max(0) as u64)
+        }
+        None => {
+            let entries = std::fs::read_dir(db_dir).ok()?;
+            Some(entries.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum())
+        }
+    }
+}
+
+/// The `/metrics` hook: store latency and watchers, compaction counters, db size.
+fn metrics_hook(
+    metrics: Arc<rkube_store::metrics::Metrics>,
+    compaction: Arc<rkube_store::compactor::Stats>,
+    etcd: Option<rkube_store::EtcdStore>,
+    db_dir: PathBuf,
+) -> rkube_apiserver::handlers::MetricsHook {
+    use std::fmt::Write as _;
+    use std::sync::atomic::Ordering::Relaxed;
+    Arc::new(move || {
+        let (metrics, compaction, etcd, db_dir) = (metrics.clone(), compaction.clone(), etcd.clone(), db_dir.clone());
+        Box::pin(async move {
+            let backend = if etcd.is_some() { "etcd" } else { "embedded" };
+            let mut out = String::new();
+            metrics.render(&mut out, backend);
+            let counters = [
+                ("rkube_store_compactions_total", "counter", "Successful datastore compactions.", compaction.compactions.load(Relaxed)),
+                ("rkube_store_compaction_failures_total", "counter", "Failed datastore compaction attempts (each is retried).", compaction.failures.load(Relaxed)),
+                ("rkube_store_compacted_revision", "gauge", "Revision of the last successful compaction.", compaction.compacted_revision.load(Relaxed)),
+            ];
+            for (name, kind, help, value) in counters {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+            }
+            if let Some(size) = db_size(etcd.as_ref(), &db_dir).await {
+                let name = "apiserver_storage_size_bytes";
+                let _ = writeln!(out, "# HELP {name} Size of the storage database file physically allocated in bytes.");
+                let _ = writeln!(out, "# TYPE {name} gauge\n{name}{{storage_cluster_id=\"{backend}\"}} {size}");
+            }
+            out
+        })
+    })
 }
 
 pub(crate) fn default_data_dir() -> PathBuf {
@@ -147,7 +199,10 @@ pub async fn run(args: ServerArgs, _full_server: bool) -> anyhow::Result<()> {
     }
     let pki = rkube_pki::ClusterPki::load_or_create(&data_dir.join("tls"), &names).context("cluster certificates")?;
 
-    let store = open_store(&args.datastore, &data_dir).await?;
+    let (store, etcd) = open_store(&args.datastore, &data_dir).await?;
+    let metered = rkube_store::metrics::MeteredStore::new(store);
+    let store_metrics = metered.metrics();
+    let store: Arc<dyn rkube_store::Store> = Arc::new(metered);
 
     let shutdown = CancellationToken::new();
     let compaction = rkube_store::compactor::Config {
@@ -155,6 +210,7 @@ pub async fn run(args: ServerArgs, _full_server: bool) -> anyhow::Result<()> {
         ..Default::default()
     };
     let compactor = rkube_store::compactor::Compactor::new(compaction, store.clone());
+    let compaction_stats = compactor.stats();
     tokio::spawn(compactor.run(shutdown.clone()));
     let config = rkube_apiserver::Config {
         listen: SocketAddr::new(args.bind_address, args.https_port),
@@ -187,6 +243,7 @@ pub async fn run(args: ServerArgs, _full_server: bool) -> anyhow::Result<()> {
         })
     };
     let _ = server.state.snapshot.set(hook);
+    let _ = server.state.metrics.set(metrics_hook(store_metrics, compaction_stats, etcd, data_dir.join("db")));
     if !args.datastore.etcd_disable_snapshots {
         let schedule = crate::snapshot::Schedule {
             cron: args.datastore.etcd_snapshot_schedule_cron.clone(),

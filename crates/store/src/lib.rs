@@ -20,6 +20,8 @@
 //!
 //! [`encryption`] wraps any backend to encrypt chosen prefixes (Secrets) at rest.
 //!
+//! [`metrics`] times every call of any backend for `/metrics`.
+//!
 //! [`snapshot`] captures every key at one revision into a checksummed file and restores
 //! it as an embedded data directory (`rkube snapshot save|restore|ls`).
 //!
@@ -40,6 +42,7 @@ pub mod compactor;
 pub mod embedded;
 pub mod encryption;
 pub mod etcd;
+pub mod metrics;
 pub mod snapshot;
 pub mod suite;
 

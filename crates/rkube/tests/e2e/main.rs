@@ -12,5 +12,6 @@ mod encryption;
 mod etcd;
 mod kubectl_get;
 mod snapshot;
+mod store_metrics;
 mod watch_compaction;
 mod kubectl_write;
