@@ -32,6 +32,39 @@ pub struct State {
     pub server_address: String,
     pub ready: std::sync::atomic::AtomicBool,
     pub limits: crate::limits::Limits,
+    /// Serves `GET /rkube/v1/snapshot` when set (by the binary, which knows the data dir).
+    pub snapshot: std::sync::OnceLock<SnapshotHook>,
+    /// Renders `GET /metrics` (Prometheus text) when set.
+    pub metrics: std::sync::OnceLock<MetricsHook>,
+}
+
+/// Produces the Prometheus text of `/metrics`.
+pub type MetricsHook = Arc<dyn Fn() -> futures::future::BoxFuture<'static, String> + Send + Sync>;
+
+/// Where `rkube snapshot save` fetches a consistent snapshot of a running server.
+pub const SNAPSHOT_PATH: &str = "/rkube/v1/snapshot";
+
+/// Produces the bytes of a snapshot file, or an error message.
+pub type SnapshotHook =
+    Arc<dyn Fn() -> futures::future::BoxFuture<'static, std::result::Result<Vec<u8>, String>> + Send + Sync>;
+
+/// `GET /rkube/v1/snapshot`: cluster admins (group `system:masters`) only, as the
+/// snapshot holds every Secret and the cluster CA key.
+async fn snapshot_response(state: &State, identity: &Identity, method: Method) -> Result<Response<Body>> {
+    let hook = state.snapshot.get().ok_or_else(ApiError::no_route)?;
+    if method != Method::GET {
+        return Err(ApiError::method_not_allowed());
+    }
+    if !identity.groups.iter().any(|g| g == "system:masters") {
+        return Err(ApiError::forbidden(format!(
+            "User \"{}\" cannot get the datastore snapshot: only system:masters can",
+            identity.user
+        )));
+    }
+    let bytes = hook().await.map_err(ApiError::internal)?;
+    let mut r = Response::new(Body::from(bytes));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    Ok(r)
 }
 
 type Query = HashMap<String, String>;
@@ -70,8 +103,18 @@ pub async fn handle(state: Arc<State>, identity: Option<Identity>, req: Request<
         "/version" => return json_response(StatusCode::OK, &crate::version()),
         _ => {}
     }
-    if identity.is_none() {
+    let Some(identity) = identity else {
         return error_response(&ApiError::unauthorized());
+    };
+    if path == "/metrics" {
+        if let Some(hook) = state.metrics.get() {
+            let mut r = Response::new(Body::from(hook().await));
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+            return r;
+        }
+    }
+    if path == SNAPSHOT_PATH {
+        return snapshot_response(&state, &identity, req.method().clone()).await.unwrap_or_else(|e| error_response(&e));
     }
     let query: Query = axum::extract::Query::<Query>::try_from_uri(req.uri()).map(|q| q.0).unwrap_or_default();
     let long_running = req.method() == Method::GET && query.get("watch").is_some_and(|w| w == "true" || w == "1");

@@ -97,6 +97,8 @@ impl Server {
             server_address: local_addr.to_string(),
             ready: std::sync::atomic::AtomicBool::new(false),
             limits: limits::Limits::new(config.limits.clone()),
+            snapshot: std::sync::OnceLock::new(),
+            metrics: std::sync::OnceLock::new(),
         });
         let task = tokio::spawn(tls::serve(listener, acceptor, state.clone(), shutdown.clone()));
         namespace::bootstrap(&state.registry).await?;

@@ -2,7 +2,10 @@
 //! embedded datastore now; scheduler, controllers and the agent arrive with their issues);
 //! `rkube apiserver` runs the API server alone.
 
+mod cron;
+mod encryption;
 mod server;
+mod snapshot;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +23,8 @@ enum Command {
     Server(server::ServerArgs),
     /// Run the API server alone (same flags as `server`).
     Apiserver(server::ServerArgs),
+    /// Save, restore and list datastore snapshots.
+    Snapshot(snapshot::SnapshotArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,6 +46,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Server(args) => server::run(args, true).await,
             Command::Apiserver(args) => server::run(args, false).await,
+            Command::Snapshot(args) => snapshot::run(args).await,
         }
     });
     match result {

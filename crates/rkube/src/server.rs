@@ -45,9 +45,131 @@ pub struct ServerArgs {
     /// Seconds a watch without timeoutSeconds lasts at least (at most twice that, at random).
     #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
     pub min_request_timeout: u64,
+    #[command(flatten)]
+    pub datastore: DatastoreArgs,
 }
 
-fn default_data_dir() -> PathBuf {
+/// Datastore flags, named as k3s's (`--datastore-*`) and kube-apiserver's
+/// (`--etcd-compaction-interval`).
+#[derive(Args, Debug, Clone)]
+pub struct DatastoreArgs {
+    /// Use an external etcd instead of the embedded datastore: comma-separated
+    /// http(s)://host:port URLs of its members (requests fail over between them).
+    #[arg(long, value_name = "URLS")]
+    pub datastore_endpoint: Option<String>,
+    /// CA certificate (PEM) that signed the etcd members' serving certificates.
+    #[arg(long, value_name = "FILE", requires = "datastore_endpoint")]
+    pub datastore_cafile: Option<PathBuf>,
+    /// Client certificate (PEM) for etcd's client-certificate authentication.
+    #[arg(long, value_name = "FILE", requires = "datastore_keyfile")]
+    pub datastore_certfile: Option<PathBuf>,
+    /// Private key (PEM) of --datastore-certfile.
+    #[arg(long, value_name = "FILE", requires = "datastore_certfile")]
+    pub datastore_keyfile: Option<PathBuf>,
+    /// How often to compact the datastore's history; each compaction keeps one interval of
+    /// history (Go duration: 5m, 30s, 1m30s; 0 disables).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_interval)]
+    pub etcd_compaction_interval: std::time::Duration,
+    /// When to take scheduled snapshots (5-field cron, UTC; k3s's default: twice a day).
+    #[arg(long, alias = "snapshot-schedule-cron", value_name = "CRON", default_value = "0 */12 * * *", value_parser = parse_cron)]
+    pub etcd_snapshot_schedule_cron: crate::cron::Cron,
+    /// How many scheduled snapshots to keep.
+    #[arg(long, alias = "snapshot-retention", value_name = "N", default_value_t = 5)]
+    pub etcd_snapshot_retention: usize,
+    /// Where scheduled snapshots go (default: <data-dir>/snapshots).
+    #[arg(long, alias = "snapshot-dir", value_name = "DIR")]
+    pub etcd_snapshot_dir: Option<PathBuf>,
+    /// Take no scheduled snapshots.
+    #[arg(long)]
+    pub etcd_disable_snapshots: bool,
+    /// Encrypt resources at rest as this EncryptionConfiguration file says
+    /// (apiserver.config.k8s.io/v1; providers aescbc, aesgcm, identity).
+    #[arg(long, value_name = "FILE")]
+    pub encryption_provider_config: Option<PathBuf>,
+}
+
+fn parse_cron(s: &str) -> Result<crate::cron::Cron, String> {
+    crate::cron::Cron::parse(s)
+}
+
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    rkube_store::compactor::parse_duration(s)
+        .ok_or_else(|| format!("invalid duration {s:?}: use a Go duration such as 5m, 30s or 1m30s"))
+}
+
+/// Opens the datastore the flags select: external etcd (returned twice: as a store and for
+/// maintenance calls) or the embedded store in `data_dir`.
+async fn open_store(
+    args: &DatastoreArgs,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(Arc<dyn rkube_store::Store>, Option<rkube_store::EtcdStore>)> {
+    if let Some(endpoints) = &args.datastore_endpoint {
+        let mut options = rkube_store::EtcdOptions::new(endpoints);
+        options.ca_file = args.datastore_cafile.clone();
+        options.cert_file = args.datastore_certfile.clone();
+        options.key_file = args.datastore_keyfile.clone();
+        tracing::info!(endpoints = %endpoints, "connecting to etcd");
+        let store = rkube_store::EtcdStore::connect(options)
+            .await
+            .with_context(|| format!("--datastore-endpoint {endpoints}"))?;
+        return Ok((Arc::new(store.clone()), Some(store)));
+    }
+    let db = data_dir.join("db");
+    let store = rkube_store::EmbeddedStore::open(&db)
+        .await
+        .with_context(|| format!("cannot open the datastore in {}", db.display()))?;
+    Ok((Arc::new(store), None))
+}
+
+/// The datastore's size on disk: etcd's reported db size, or the embedded store's files.
+async fn db_size(etcd: Option<&rkube_store::EtcdStore>, db_dir: &std::path::Path) -> Option<u64> {
+    match etcd {
+        Some(etcd) => {
+            let mut client = etcd.client().clone();
+            let status = tokio::time::timeout(std::time::Duration::from_secs(2), client.status()).await;
+            status.ok()?.ok().map(|s| s.db_size().max(0) as u64)
+        }
+        None => {
+            let entries = std::fs::read_dir(db_dir).ok()?;
+            Some(entries.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum())
+        }
+    }
+}
+
+/// The `/metrics` hook: store latency and watchers, compaction counters, db size.
+fn metrics_hook(
+    metrics: Arc<rkube_store::metrics::Metrics>,
+    compaction: Arc<rkube_store::compactor::Stats>,
+    etcd: Option<rkube_store::EtcdStore>,
+    db_dir: PathBuf,
+) -> rkube_apiserver::handlers::MetricsHook {
+    use std::fmt::Write as _;
+    use std::sync::atomic::Ordering::Relaxed;
+    Arc::new(move || {
+        let (metrics, compaction, etcd, db_dir) = (metrics.clone(), compaction.clone(), etcd.clone(), db_dir.clone());
+        Box::pin(async move {
+            let backend = if etcd.is_some() { "etcd" } else { "embedded" };
+            let mut out = String::new();
+            metrics.render(&mut out, backend);
+            let counters = [
+                ("rkube_store_compactions_total", "counter", "Successful datastore compactions.", compaction.compactions.load(Relaxed)),
+                ("rkube_store_compaction_failures_total", "counter", "Failed datastore compaction attempts (each is retried).", compaction.failures.load(Relaxed)),
+                ("rkube_store_compacted_revision", "gauge", "Revision of the last successful compaction.", compaction.compacted_revision.load(Relaxed)),
+            ];
+            for (name, kind, help, value) in counters {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+            }
+            if let Some(size) = db_size(etcd.as_ref(), &db_dir).await {
+                let name = "apiserver_storage_size_bytes";
+                let _ = writeln!(out, "# HELP {name} Size of the storage database file physically allocated in bytes.");
+                let _ = writeln!(out, "# TYPE {name} gauge\n{name}{{storage_cluster_id=\"{backend}\"}} {size}");
+            }
+            out
+        })
+    })
+}
+
+pub(crate) fn default_data_dir() -> PathBuf {
     let is_root = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false);
     if is_root {
         PathBuf::from("/var/lib/rkube")
@@ -97,12 +219,19 @@ pub async fn run(args: ServerArgs, _full_server: bool) -> anyhow::Result<()> {
     }
     let pki = rkube_pki::ClusterPki::load_or_create(&data_dir.join("tls"), &names).context("cluster certificates")?;
 
-    let store = rkube_store::EmbeddedStore::open(&data_dir.join("db"))
-        .await
-        .with_context(|| format!("cannot open the datastore in {}", data_dir.join("db").display()))?;
-    let store: Arc<dyn rkube_store::Store> = Arc::new(store);
+    let (store, etcd) = open_store(&args.datastore, &data_dir).await?;
+    let metered = rkube_store::metrics::MeteredStore::new(store);
+    let store_metrics = metered.metrics();
+    let store: Arc<dyn rkube_store::Store> = Arc::new(metered);
 
     let shutdown = CancellationToken::new();
+    let compaction = rkube_store::compactor::Config {
+        interval: args.datastore.etcd_compaction_interval,
+        ..Default::default()
+    };
+    let compactor = rkube_store::compactor::Compactor::new(compaction, store.clone());
+    let compaction_stats = compactor.stats();
+    tokio::spawn(compactor.run(shutdown.clone()));
     let config = rkube_apiserver::Config {
         listen: SocketAddr::new(args.bind_address, args.https_port),
         serving_cert_pem: pki.serving_cert_pem.clone(),
@@ -117,7 +246,41 @@ pub async fn run(args: ServerArgs, _full_server: bool) -> anyhow::Result<()> {
             ..Default::default()
         },
     };
-    let server = rkube_apiserver::Server::start(config, store, shutdown.clone()).await?;
+    // The API server reads and writes through the encryption layer; compaction and
+    // snapshots work on the stored (encrypted) bytes, so a snapshot holds no plain Secret.
+    let api_store: Arc<dyn rkube_store::Store> = match &args.datastore.encryption_provider_config {
+        Some(path) => {
+            let rules = crate::encryption::load(path)?;
+            let encrypted = rkube_store::encryption::EncryptedStore::new(store.clone(), rules)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("--encryption-provider-config {}", path.display()))?;
+            Arc::new(encrypted)
+        }
+        None => store.clone(),
+    };
+    let server = rkube_apiserver::Server::start(config, api_store, shutdown.clone()).await?;
+    let source = if args.datastore.datastore_endpoint.is_some() { "etcd" } else { "embedded" };
+    let hook: rkube_apiserver::handlers::SnapshotHook = {
+        let (store, data_dir) = (store.clone(), data_dir.clone());
+        Arc::new(move || {
+            let (store, data_dir) = (store.clone(), data_dir.clone());
+            Box::pin(async move {
+                crate::snapshot::take(&*store, &data_dir, source).await.map_err(|e| format!("{e:#}"))
+            })
+        })
+    };
+    let _ = server.state.snapshot.set(hook);
+    let _ = server.state.metrics.set(metrics_hook(store_metrics, compaction_stats, etcd, data_dir.join("db")));
+    if !args.datastore.etcd_disable_snapshots {
+        let schedule = crate::snapshot::Schedule {
+            cron: args.datastore.etcd_snapshot_schedule_cron.clone(),
+            retention: args.datastore.etcd_snapshot_retention,
+            dir: args.datastore.etcd_snapshot_dir.clone().unwrap_or_else(|| data_dir.join("snapshots")),
+            data_dir: data_dir.clone(),
+            source,
+        };
+        tokio::spawn(crate::snapshot::run_schedule(schedule, store.clone(), shutdown.clone()));
+    }
 
     let host = if args.bind_address.is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { args.bind_address };
     let url = format!("https://{}", SocketAddr::new(host, server.local_addr.port()));

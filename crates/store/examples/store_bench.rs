@@ -11,7 +11,9 @@
 //! default durability: it syncs its WAL before answering). Embedded writes are `create`s
 //! (a checked insert, as the API server does); etcd writes are plain `/v3/kv/put`s through
 //! its JSON gateway, one keep-alive HTTP/1.1 connection per writer. Prints puts/s, p99
-//! latency and the embedded/etcd ratio, as a Markdown table for BENCHMARKS.md.
+//! latency and the embedded/etcd ratio, as a Markdown table for BENCHMARKS.md. A third store
+//! per slice is rkube's etcd backend (`EtcdStore` creates: a transaction per write, over one
+//! gRPC connection) against the same etcd, reported as a share of the raw puts/s.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -77,18 +79,18 @@ impl Stats {
 /// Latencies of every write of one slice, and how long the slice took.
 type Slice = (Vec<Duration>, Duration);
 
-async fn slice_embedded(store: &Arc<dyn Store>, writers: usize, round: u32) -> Slice {
+async fn slice_store(store: &Arc<dyn Store>, prefix: &str, writers: usize, round: u32) -> Slice {
     let value = Bytes::from(vec![b'v'; VALUE_LEN]);
     let start = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..writers {
-        let (store, value) = (Arc::clone(store), value.clone());
+        let (store, value, prefix) = (Arc::clone(store), value.clone(), prefix.to_string());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             while start.elapsed() < SLICE {
-                let key = format!("/registry/bench/r{round}/w{w}/{:09}", latencies.len());
+                let key = format!("{prefix}/r{round}/w{w}/{:09}", latencies.len());
                 let t = Instant::now();
-                store.create(&key, value.clone()).await.expect("embedded create");
+                store.create(&key, value.clone()).await.expect("store create");
                 latencies.push(t.elapsed());
             }
             latencies
@@ -247,25 +249,34 @@ async fn slice_etcd(port: u16, writers: usize, round: u32) -> Slice {
     (latencies, start.elapsed())
 }
 
-/// Both stores at one writer count, in alternating slices.
-async fn level(port: u16, writers: usize, rounds: u32, dir: &Path) -> (Stats, Stats) {
+/// The three stores at one writer count, in alternating slices: embedded creates, raw etcd
+/// puts, and creates through rkube's etcd backend (one gRPC connection, as the API server).
+async fn level(port: u16, writers: usize, rounds: u32, dir: &Path) -> (Stats, Stats, Stats) {
     let owned = Arc::new(EmbeddedStore::open(dir).await.expect("open"));
     let store: Arc<dyn Store> = owned.clone();
+    let options = rkube_store::EtcdOptions::new(&format!("http://127.0.0.1:{port}"));
+    let backend: Arc<dyn Store> =
+        Arc::new(rkube_store::EtcdStore::connect(options).await.expect("etcd backend"));
     let (mut embedded, mut etcd) = ((Vec::new(), Duration::ZERO), (Vec::new(), Duration::ZERO));
+    let mut through = (Vec::new(), Duration::ZERO);
     for round in 0..rounds {
-        let (latencies, took) = slice_embedded(&store, writers, round).await;
+        let (latencies, took) = slice_store(&store, "/registry/bench", writers, round).await;
         embedded.0.push(latencies);
         embedded.1 += took;
         let (latencies, took) = slice_etcd(port, writers, round).await;
         etcd.0.push(latencies);
         etcd.1 += took;
+        let prefix = format!("/registry/backend/{writers}");
+        let (latencies, took) = slice_store(&backend, &prefix, writers, round).await;
+        through.0.push(latencies);
+        through.1 += took;
     }
     drop(store);
     // Every writer task has finished, so this is the last handle: close it for a reopen.
     if let Ok(store) = Arc::try_unwrap(owned) {
         store.close().await;
     }
-    (Stats::of(embedded.0, embedded.1), Stats::of(etcd.0, etcd.1))
+    (Stats::of(embedded.0, embedded.1), Stats::of(etcd.0, etcd.1), Stats::of(through.0, through.1))
 }
 
 /// Maintenance costs of the store the last level filled: compaction of all history (writes
@@ -334,21 +345,25 @@ async fn main() {
     println!("temp dirs under {}", std::env::temp_dir().display());
     println!("disk floor: {:.0} sequential write+fdatasync/s", sync_rate());
     println!();
-    println!("| writers | embedded puts/s | p50 / p99 ms | etcd puts/s | p50 / p99 ms | ratio |");
-    println!("|--:|--:|--:|--:|--:|--:|");
+    println!("| writers | embedded puts/s | p50 / p99 ms | etcd puts/s | p50 / p99 ms | ratio | etcd backend creates/s | p50 / p99 ms | backend / raw etcd |");
+    println!("|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     let mut last_dir = None;
     for &writers in &args.writers {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (embedded, remote) = level(etcd.port, writers, args.rounds, dir.path()).await;
+        let (embedded, remote, backend) = level(etcd.port, writers, args.rounds, dir.path()).await;
         println!(
-            "| {writers} | {:.0} | {:.2} / {:.2} | {:.0} | {:.2} / {:.2} | {:.1}x |",
+            "| {writers} | {:.0} | {:.2} / {:.2} | {:.0} | {:.2} / {:.2} | {:.1}x | {:.0} | {:.2} / {:.2} | {:.0}% |",
             embedded.rate(),
             ms(embedded.p50),
             ms(embedded.p99),
             remote.rate(),
             ms(remote.p50),
             ms(remote.p99),
-            embedded.rate() / remote.rate()
+            embedded.rate() / remote.rate(),
+            backend.rate(),
+            ms(backend.p50),
+            ms(backend.p99),
+            100.0 * backend.rate() / remote.rate()
         );
         debug_assert!(embedded.puts > 0 && remote.puts > 0);
         last_dir = Some(dir);

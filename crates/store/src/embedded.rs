@@ -144,6 +144,19 @@ impl EmbeddedStore {
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     }
 
+    /// Creates a store directory at `dir` (which must not exist) holding exactly `entries`
+    /// (sorted by key, each with its original revisions) as the state at `revision`, for
+    /// snapshot restore; history before `revision` is compacted away.
+    pub fn create_restored(dir: &Path, revision: Revision, entries: &[Entry]) -> Result<()> {
+        files::create_restored(dir, revision.0, entries)
+    }
+
+    /// Locks an existing store directory against other processes for as long as the
+    /// returned file lives; [`Error::Unavailable`] if a running store has it open.
+    pub fn lock_dir(dir: &Path) -> Result<std::fs::File> {
+        files::lock_existing(dir)
+    }
+
     fn index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
         self.shared.index.read().unwrap_or_else(PoisonError::into_inner)
     }

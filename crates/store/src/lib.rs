@@ -11,7 +11,19 @@
 //!   batches with group commit (one `fdatasync` per batch), an in-memory MVCC index,
 //!   snapshots on compaction and torn-tail recovery. Its docs say why this engine and not
 //!   SQLite or redb; BENCHMARKS.md has its rates against real etcd.
-//! - an etcd backend arrives with the datastore issue and runs the same [`suite`].
+//! - [`etcd`]: the real etcd v3 API (`--datastore-endpoint`), through the `etcd-client`
+//!   crate, with fail-over between endpoints, TLS client certificates and resumable watches.
+//!   [`etcd::process`] starts real etcd members on loopback for tests and benchmarks.
+//!
+//! [`compactor`] compacts any backend on a schedule (kube-apiserver's
+//! `--etcd-compaction-interval`), retrying failures.
+//!
+//! [`encryption`] wraps any backend to encrypt chosen prefixes (Secrets) at rest.
+//!
+//! [`metrics`] times every call of any backend for `/metrics`.
+//!
+//! [`snapshot`] captures every key at one revision into a checksummed file and restores
+//! it as an embedded data directory (`rkube snapshot save|restore|ls`).
 //!
 //! [`suite`] is the conformance suite every backend runs: one `pub async fn(&dyn Store)`
 //! per behaviour, and [`store_suite!`] to turn them into `#[tokio::test]`s for a backend's
@@ -26,10 +38,16 @@ use std::pin::Pin;
 use bytes::Bytes;
 use futures::Stream;
 
+pub mod compactor;
 pub mod embedded;
+pub mod encryption;
+pub mod etcd;
+pub mod metrics;
+pub mod snapshot;
 pub mod suite;
 
 pub use embedded::{EmbeddedOptions, EmbeddedStore};
+pub use etcd::{EtcdOptions, EtcdStore};
 
 /// A point in the store's history. Revision 0 means "nothing written yet"; the first write
 /// gets revision 1, as in etcd.

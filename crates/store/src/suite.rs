@@ -27,6 +27,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 
+use std::collections::BTreeMap;
+
 use crate::{Error, Event, EventKind, ListOptions, Revision, Store, WatchStream};
 
 /// Every case, by name, for backends that want to loop instead of using the macro.
@@ -41,6 +43,7 @@ pub const CASES: &[&str] = &[
     "compaction",
     "watch_replay_then_live",
     "watch_delete_events_carry_prev",
+    "watch_under_compaction_never_misses_an_event",
 ];
 
 /// Generates one `#[tokio::test]` per suite case, each with a store from `$make`
@@ -51,7 +54,8 @@ macro_rules! store_suite {
         $crate::store_suite!(@cases $make;
             revisions_strictly_increase, versions_and_create_revisions, create_conflicts,
             update_preconditions, delete_preconditions, list_pages, list_at_past_revision,
-            compaction, watch_replay_then_live, watch_delete_events_carry_prev);
+            compaction, watch_replay_then_live, watch_delete_events_carry_prev,
+            watch_under_compaction_never_misses_an_event);
     };
     (@cases $make:path; $($case:ident),*) => {
         $(
@@ -343,4 +347,85 @@ pub async fn watch_delete_events_carry_prev(store: &dyn Store) {
         assert_eq!((prev.mod_revision, prev.create_revision, prev.version), (r2, r1, 2));
         assert_eq!(&prev.value[..], b"v2");
     }
+}
+
+/// A watcher that follows a prefix while keys are created and deleted and history is
+/// compacted under it ends with exactly the live set: each event applies in order, and a
+/// `Compacted` (or lag) error is followed by a relist, never by a silent gap (kine#220).
+pub async fn watch_under_compaction_never_misses_an_event(store: &dyn Store) {
+    let p = "/suite/churn/";
+    const KEYS: usize = 300;
+    // The watcher starts from before the first compaction, so it must go through a relist.
+    let start = store.current_revision().await.unwrap();
+    let compacted_once = tokio::sync::Notify::new();
+    let writer = async {
+        let mut live = Vec::new();
+        for i in 0..KEYS {
+            let key = format!("{p}{i:04}");
+            live.push(store.create(&key, val("v")).await.unwrap());
+            if i % 3 == 0 {
+                store.delete(&format!("{p}{:04}", i / 2), None).await.ok();
+            }
+            if i % 25 == 0 {
+                let at = store.current_revision().await.unwrap();
+                store.compact(at).await.unwrap();
+                compacted_once.notify_one();
+            }
+        }
+        store.create(&format!("{p}zz-done"), val("done")).await.unwrap()
+    };
+    let watcher = async {
+        let mut seen: BTreeMap<String, Revision> = BTreeMap::new();
+        compacted_once.notified().await;
+        let (mut relists, mut rev) = (0, start);
+        loop {
+            let mut stream = match store.watch(p, rev).await {
+                Ok(s) => s,
+                Err(Error::Compacted { .. }) => {
+                    relists += 1;
+                    rev = relist(store, p, &mut seen).await;
+                    continue;
+                }
+                Err(e) => panic!("watch failed: {e}"),
+            };
+            loop {
+                let item = tokio::time::timeout(WATCH_DEADLINE, stream.next()).await;
+                match item.expect("watch stalled").expect("watch ended") {
+                    Ok(e) => {
+                        assert!(e.revision() > rev, "event {} not after {rev}", e.revision());
+                        rev = e.revision();
+                        match e.kind {
+                            EventKind::Put => seen.insert(e.entry.key.clone(), e.revision()),
+                            EventKind::Delete => seen.remove(&e.entry.key),
+                        };
+                        if e.entry.key.ends_with("zz-done") {
+                            return (seen, relists);
+                        }
+                    }
+                    Err(Error::Compacted { .. } | Error::WatchLagged) => {
+                        relists += 1;
+                        rev = relist(store, p, &mut seen).await;
+                        break;
+                    }
+                    Err(e) => panic!("watch failed: {e}"),
+                }
+            }
+            if seen.keys().any(|k| k.ends_with("zz-done")) {
+                return (seen, relists);
+            }
+        }
+    };
+    let (done, (seen, relists)) = tokio::join!(writer, watcher);
+    assert!(relists >= 1, "the watcher never had to relist");
+    let list = store.list(p, ListOptions { revision: Some(done), ..Default::default() });
+    let want: BTreeMap<String, Revision> =
+        list.await.unwrap().entries.into_iter().map(|e| (e.key, e.mod_revision)).collect();
+    assert_eq!(seen, want, "the watcher's view differs from the store");
+}
+
+/// Replaces `seen` with a fresh list; returns the list's revision.
+async fn relist(store: &dyn Store, prefix: &str, seen: &mut BTreeMap<String, Revision>) -> Revision {
+    let page = store.list(prefix, ListOptions::default()).await.unwrap();
+    *seen = page.entries.into_iter().map(|e| (e.key, e.mod_revision)).collect();
+    page.revision
 }

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub port: u16,
+    /// Extra `rkube server` flags (e.g. `--datastore-endpoint URL`), passed on every spawn.
+    pub extra_args: Vec<String>,
     child: Option<Child>,
-    /// Extra `rkube server` flags of this cluster.
-    extra_args: Vec<String>,
 }
 
 pub struct Run {
@@ -43,14 +43,18 @@ fn free_port() -> u16 {
 impl Cluster {
     /// A fresh server on a new data dir.
     pub fn start() -> Cluster {
-        Self::start_with(&[])
+        Cluster::start_with(&[])
     }
 
-    /// A fresh server started with extra `rkube server` flags.
+    /// A fresh server on a new data dir with extra server flags.
     pub fn start_with(extra_args: &[&str]) -> Cluster {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let extra_args = extra_args.iter().map(|a| (*a).to_owned()).collect();
-        let mut c = Cluster { dir, port: free_port(), child: None, extra_args };
+        Cluster::start_on(tempfile::tempdir().expect("temp dir"), extra_args)
+    }
+
+    /// A server on `dir`/data, which may already hold a cluster (e.g. a restored snapshot).
+    pub fn start_on(dir: tempfile::TempDir, extra_args: &[&str]) -> Cluster {
+        let extra_args = extra_args.iter().map(|a| a.to_string()).collect();
+        let mut c = Cluster { dir, port: free_port(), extra_args, child: None };
         c.spawn();
         c
     }

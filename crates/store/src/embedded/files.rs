@@ -302,3 +302,34 @@ pub(crate) fn write_snapshot(
     }
     Ok(())
 }
+
+/// Takes the directory lock of an existing data directory, so nothing opens it meanwhile;
+/// [`Error::Unavailable`] if a running process holds it.
+pub(crate) fn lock_existing(path: &Path) -> Result<File> {
+    lock(path)
+}
+
+/// Creates a data directory at `path` (which must not exist) whose state is exactly
+/// `entries` (in key order) as of revision `revision`, compacted at `revision`: a snapshot
+/// of generation 1 plus an empty `log.1`, as a compaction would have left them.
+pub(crate) fn create_restored(path: &Path, revision: i64, entries: &[crate::Entry]) -> Result<()> {
+    fs::create_dir(path)?;
+    check_format(path, false)?;
+    let tmp = path.join(SNAP_TMP);
+    let out = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+    let mut snapshot = SnapshotWriter::begin(out, 1, revision, revision)?;
+    for e in entries {
+        let version = super::index::Version {
+            rev: e.mod_revision.0,
+            create: e.create_revision.0,
+            version: e.version,
+            value: Some(e.value.clone()),
+        };
+        snapshot.key(&e.key, std::slice::from_ref(&version))?;
+    }
+    snapshot.finish()?.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    fs::rename(&tmp, path.join("snap.1"))?;
+    LogFile::create(&path.join("log.1"), 1, 64 << 10)?;
+    sync_dir(path)?;
+    Ok(())
+}

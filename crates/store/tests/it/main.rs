@@ -1,9 +1,12 @@
 //! Integration tests of the embedded backend: the shared conformance suite plus what only a
 //! disk-backed store has (reopen, torn tails, kill -9, format marker, lagging watchers).
 
+mod compaction;
 mod durability;
 mod embedded;
+mod etcd;
 mod recovery;
+mod snapshot;
 
 use std::ops::Deref;
 use std::path::Path;
