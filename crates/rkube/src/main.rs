@@ -1,7 +1,9 @@
 //! `rkube`: the single binary. `rkube server` runs the control plane (API server with the
-//! embedded datastore now; scheduler, controllers and the agent arrive with their issues);
-//! `rkube apiserver` runs the API server alone.
+//! embedded datastore and the scheduler now; controllers and the agent arrive with their
+//! issues); `rkube apiserver` and `rkube scheduler` run one component alone, and
+//! `rkube sim-nodes` registers simulated nodes for tests and benchmarks.
 
+mod components;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +22,10 @@ enum Command {
     Server(server::ServerArgs),
     /// Run the API server alone (same flags as `server`).
     Apiserver(server::ServerArgs),
+    /// Run the scheduler alone against an API server.
+    Scheduler(components::SchedulerArgs),
+    /// Register simulated nodes (KWOK-style) that run bound pods without containers.
+    SimNodes(components::SimNodesArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,6 +47,8 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Server(args) => server::run(args, true).await,
             Command::Apiserver(args) => server::run(args, false).await,
+            Command::Scheduler(args) => components::run_scheduler(args).await,
+            Command::SimNodes(args) => components::run_sim_nodes(args).await,
         }
     });
     match result {

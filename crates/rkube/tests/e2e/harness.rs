@@ -9,6 +9,8 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub port: u16,
     child: Option<Child>,
+    /// Extra `rkube server` flags.
+    extra_args: Vec<String>,
 }
 
 pub struct Run {
@@ -41,8 +43,14 @@ fn free_port() -> u16 {
 impl Cluster {
     /// A fresh server on a new data dir.
     pub fn start() -> Cluster {
+        Cluster::start_with(&[])
+    }
+
+    /// A fresh server with extra `rkube server` flags.
+    pub fn start_with(extra_args: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut c = Cluster { dir, port: free_port(), child: None };
+        let extra_args = extra_args.iter().map(|s| s.to_string()).collect();
+        let mut c = Cluster { dir, port: free_port(), child: None, extra_args };
         c.spawn();
         c
     }
@@ -62,6 +70,7 @@ impl Cluster {
             .arg(self.port.to_string())
             .arg("--data-dir")
             .arg(self.data_dir())
+            .args(&self.extra_args)
             .env("RKUBE_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

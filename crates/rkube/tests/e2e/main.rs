@@ -10,3 +10,4 @@ mod discovery;
 mod durability;
 mod kubectl_get;
 mod kubectl_write;
+mod scheduling;
