@@ -95,6 +95,11 @@ impl Cache {
         }
     }
 
+    /// Uids of the pods seen bound in the watch (not the assumed ones).
+    pub fn confirmed_pod_uids(&self) -> Vec<String> {
+        self.pods.iter().filter(|(_, (_, assumed))| !assumed).map(|(uid, _)| uid.clone()).collect()
+    }
+
     /// Whether the cache knows this pod (assumed or bound).
     pub fn has_pod(&self, uid: &str) -> bool {
         self.pods.contains_key(uid)

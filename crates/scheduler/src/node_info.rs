@@ -1,7 +1,7 @@
 //! Per-pod and per-node facts the plugins read: requests, ports, affinity terms, and the
 //! aggregate of every pod on a node (upstream `framework.PodInfo` / `NodeInfo`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Container, Node, Pod, PodAffinityTerm};
@@ -217,6 +217,10 @@ pub struct NodeInfo {
     pub images: BTreeMap<String, i64>,
     /// Number of pods with any pod (anti-)affinity, to skip work when zero.
     pub pods_with_affinity: usize,
+    /// Non-terminating pods per (namespace, label key, label value), so single-label
+    /// selectors (the common spreading case) count without scanning the pods.
+    /// namespace → label key → label value → count.
+    pub label_counts: HashMap<String, HashMap<String, HashMap<String, u32>>>,
 }
 
 /// `nginx` → `nginx:latest`, as upstream's image locality normalization.
@@ -238,6 +242,7 @@ impl NodeInfo {
             used_ports: Vec::new(),
             images: BTreeMap::new(),
             pods_with_affinity: 0,
+            label_counts: HashMap::new(),
         };
         n.set_node(node);
         n
@@ -268,6 +273,12 @@ impl NodeInfo {
         if pod.has_affinity() {
             self.pods_with_affinity += 1;
         }
+        if !pod.terminating {
+            let ns = self.label_counts.entry(pod.namespace.clone()).or_default();
+            for (k, v) in &pod.labels {
+                *ns.entry(k.clone()).or_default().entry(v.clone()).or_insert(0) += 1;
+            }
+        }
         self.pods.push(pod);
     }
 
@@ -286,7 +297,21 @@ impl NodeInfo {
         if pod.has_affinity() {
             self.pods_with_affinity -= 1;
         }
+        if !pod.terminating {
+            if let Some(ns) = self.label_counts.get_mut(&pod.namespace) {
+                for (k, v) in &pod.labels {
+                    if let Some(n) = ns.get_mut(k).and_then(|values| values.get_mut(v)) {
+                        *n = n.saturating_sub(1);
+                    }
+                }
+            }
+        }
         true
+    }
+
+    /// Non-terminating pods in `namespace` carrying `key=value`.
+    pub fn count_label(&self, namespace: &str, key: &str, value: &str) -> u32 {
+        self.label_counts.get(namespace).and_then(|ns| ns.get(key)).and_then(|values| values.get(value)).copied().unwrap_or(0)
     }
 
     pub fn unschedulable(&self) -> bool {
@@ -404,6 +429,11 @@ mod tests {
         n.add_pod(info(pod("b", Some("500m"), None)));
         assert_eq!(n.requested.milli_cpu, 1500);
         assert_eq!(n.requested.allowed_pod_number, 2);
+        let labelled = info(with_labels(pod("l", None, None), &[("app", "web")]));
+        n.add_pod(labelled.clone());
+        assert_eq!(n.count_label("default", "app", "web"), 1);
+        n.remove_pod(&labelled.uid);
+        assert_eq!(n.count_label("default", "app", "web"), 0);
         assert!(n.remove_pod("uid-a"));
         assert!(!n.remove_pod("uid-a"));
         assert_eq!(n.requested.milli_cpu, 500);

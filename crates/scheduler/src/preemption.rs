@@ -69,6 +69,14 @@ fn select_victims(profile: &Profile, pod: &PodInfo, snapshot: &Snapshot, index: 
 /// Finds the best candidate, or the `preemption: ...` message explaining why there is none.
 pub fn preempt(profile: &Profile, pod: &PodInfo, snapshot: &Snapshot, fit_error: &FitError) -> Result<Candidate, String> {
     eligible(pod)?;
+    // Upstream `PodEligibleToPreemptOthers`: while victims on the nominated node are still
+    // terminating, wait for them instead of preempting again.
+    if let Some(nominated) = pod.pod.status.as_ref().and_then(|s| s.nominated_node_name.as_deref()).filter(|n| !n.is_empty()) {
+        let waiting = snapshot.nodes.iter().find(|n| n.name == nominated).is_some_and(|n| n.pods.iter().any(|p| p.terminating && p.priority < pod.priority));
+        if waiting {
+            return Err("not eligible due to a terminating pod on the nominated node.".into());
+        }
+    }
     let mut candidates = Vec::new();
     let mut reasons: Vec<&str> = Vec::new();
     for (i, node) in snapshot.nodes.iter().enumerate() {

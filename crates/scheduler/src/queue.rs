@@ -106,6 +106,11 @@ impl SchedulingQueue {
     pub fn has_active(&self) -> bool {
         !self.active.is_empty()
     }
+    /// Uids of every queued pod (not the ones in flight).
+    pub fn queued_uids(&self) -> Vec<String> {
+        self.slots.iter().filter(|(_, s)| s.at != Where::InFlight).map(|(u, _)| u.clone()).collect()
+    }
+
     pub fn contains(&self, uid: &str) -> bool {
         self.slots.contains_key(uid)
     }

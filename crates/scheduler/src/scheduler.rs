@@ -97,6 +97,7 @@ impl Scheduler {
         watchers.spawn(forward(watcher(Api::<PriorityClass>::all(c.clone()), watcher::Config::default()), tx.clone(), |e| Msg::Priority(Box::new(e))));
         let mut state = LoopState::new(self.config.clone(), self.client.clone(), tx);
         state.run(rx, shutdown).await;
+        state.report_stats();
         watchers.abort_all();
         state.workers.shutdown().await;
     }
@@ -135,7 +136,13 @@ struct LoopState {
     /// Objects seen during a re-list, to drop the ones that vanished.
     relist_nodes: Option<HashSet<String>>,
     relist_pods: Option<HashSet<String>>,
+    /// Algorithm durations (µs) of successful cycles since the last stats report.
+    cycle_micros: Vec<u64>,
+    last_report: Instant,
 }
+
+/// How often scheduling statistics are logged (target `rkube_scheduler::stats`, debug).
+const STATS_INTERVAL: Duration = Duration::from_secs(10);
 
 const EVENT_BUFFER: usize = 4096;
 
@@ -163,6 +170,8 @@ impl LoopState {
             events,
             relist_nodes: None,
             relist_pods: None,
+            cycle_micros: Vec::new(),
+            last_report: Instant::now(),
         }
     }
 
@@ -180,6 +189,9 @@ impl LoopState {
                 drained += 1;
             }
             while self.workers.try_join_next().is_some() {}
+            if self.last_report.elapsed() >= STATS_INTERVAL {
+                self.report_stats();
+            }
             if self.queue.has_active() {
                 if shutdown.is_cancelled() {
                     return;
@@ -200,6 +212,18 @@ impl LoopState {
                 self.queue.flush(Instant::now());
             }
         }
+    }
+
+    fn report_stats(&mut self) {
+        self.last_report = Instant::now();
+        if self.cycle_micros.is_empty() {
+            return;
+        }
+        let v = &mut self.cycle_micros;
+        v.sort_unstable();
+        let at = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+        tracing::debug!(target: "rkube_scheduler::stats", scheduled = v.len(), p50_us = at(0.5), p99_us = at(0.99), max_us = at(1.0), queued = self.queue.len(), nodes = self.cache.node_count(), "scheduling stats");
+        v.clear();
     }
 
     fn priority_of(&self, pod: &Pod) -> i32 {
@@ -278,9 +302,23 @@ impl LoopState {
         match e {
             watcher::Event::Init => self.relist_pods = Some(HashSet::new()),
             watcher::Event::InitDone => {
-                // Pods deleted while the watch was down stay in the cache only until they
-                // are seen again; a full resync is left to the next restart (known gap).
-                self.relist_pods = None;
+                // A re-list after a broken watch: drop pods that vanished meanwhile.
+                let Some(seen) = self.relist_pods.take() else { return };
+                let mut freed = false;
+                for uid in self.cache.confirmed_pod_uids() {
+                    if !seen.contains(&uid) {
+                        self.cache.remove_pod(&uid);
+                        freed = true;
+                    }
+                }
+                for uid in self.queue.queued_uids() {
+                    if !seen.contains(&uid) {
+                        self.queue.delete(&uid);
+                    }
+                }
+                if freed {
+                    self.queue.move_all_to_active_or_backoff(now);
+                }
             }
             watcher::Event::InitApply(p) | watcher::Event::Apply(p) => {
                 if let Some(seen) = self.relist_pods.as_mut() {
@@ -371,7 +409,11 @@ impl LoopState {
         };
         match result {
             Ok(placement) => {
-                tracing::debug!(node = %placement.node, evaluated = placement.evaluated_nodes, feasible = placement.feasible_nodes, elapsed_us = started.elapsed().as_micros() as u64, "assumed");
+                let elapsed_us = started.elapsed().as_micros() as u64;
+                if self.cycle_micros.len() < 1_000_000 {
+                    self.cycle_micros.push(elapsed_us);
+                }
+                tracing::debug!(node = %placement.node, evaluated = placement.evaluated_nodes, feasible = placement.feasible_nodes, elapsed_us, "assumed");
                 self.cache.assume(info.clone(), &placement.node);
                 self.queue.done(&info.uid);
                 self.spawn_bind(info, placement.node, queued.attempts, profile.scheduler_name.clone());

@@ -77,6 +77,13 @@ fn node_counts(c: &Constraint, pod: &PodInfo, node: &NodeInfo) -> bool {
 }
 
 fn matching_pods(c: &Constraint, pod: &PodInfo, node: &NodeInfo) -> i64 {
+    // Fast path: a single matchLabels pair is an index lookup.
+    if let Some(ml) = &c.selector.match_labels {
+        if ml.len() == 1 && c.selector.match_expressions.as_ref().is_none_or(|e| e.is_empty()) {
+            let (k, v) = ml.iter().next().expect("one entry");
+            return i64::from(node.count_label(&pod.namespace, k, v));
+        }
+    }
     node.pods
         .iter()
         .filter(|p| !p.terminating && p.namespace == pod.namespace && label_selector_matches(Some(&c.selector), &p.labels))
