@@ -283,3 +283,19 @@ fn an_invalid_scheduler_config_fails_at_start_naming_the_field() {
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(lines[0].contains("profiles[0].plugins.score.enabled[0].name") && lines[0].contains("NoSuchPlugin"), "{stderr}");
 }
+
+#[test]
+fn a_pod_with_a_claim_bound_to_a_local_volume_lands_on_the_volume_node() {
+    let c = Cluster::start();
+    let _n = sim_nodes(&c, "v-", 3, &[]);
+    c.apply(
+        "apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: local-1}\nspec:\n  capacity: {storage: 1Gi}\n  accessModes: [ReadWriteOnce]\n  storageClassName: local\n  local: {path: /mnt/disk1}\n  claimRef: {namespace: default, name: data}\n  nodeAffinity:\n    required:\n      nodeSelectorTerms:\n      - matchExpressions: [{key: kubernetes.io/hostname, operator: In, values: [v-1]}]\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data}\nspec:\n  accessModes: [ReadWriteOnce]\n  storageClassName: local\n  volumeName: local-1\n  resources: {requests: {storage: 1Gi}}\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: unbound}\nspec:\n  accessModes: [ReadWriteOnce]\n  storageClassName: immediate\n  resources: {requests: {storage: 1Gi}}\n",
+    );
+    let vol = |claim: &str| format!("  volumes: [{{name: d, persistentVolumeClaim: {{claimName: {claim}}}}}]\n");
+    for i in 0..3 {
+        c.apply(&pod_yaml(&format!("db-{i}"), "100m", &vol("data")));
+        assert_eq!(wait_node(&c, &format!("db-{i}")), "v-1");
+    }
+    c.apply(&pod_yaml("waits", "100m", &vol("unbound")));
+    assert_eq!(wait_failed_scheduling(&c, "waits"), "0/3 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.");
+}
