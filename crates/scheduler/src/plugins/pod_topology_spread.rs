@@ -112,7 +112,15 @@ impl PreFilterPlugin for PodTopologySpread {
                 if !node_counts(c, pod, node) {
                     continue;
                 }
-                *counts[i].entry(node.labels[&c.key].clone()).or_insert(0) += matching_pods(c, pod, node);
+                let n = matching_pods(c, pod, node);
+                let value = &node.labels[&c.key];
+                // Look up before inserting: most domains already exist, so no allocation.
+                match counts[i].get_mut(value) {
+                    Some(total) => *total += n,
+                    None => {
+                        counts[i].insert(value.clone(), n);
+                    }
+                }
             }
         }
         state.write(NAME, PreFilterState { constraints, counts });
