@@ -1,9 +1,11 @@
 //! `rkube`: the single binary. `rkube server` runs the control plane (API server with the
-//! embedded datastore now; scheduler, controllers and the agent arrive with their issues);
-//! `rkube apiserver` runs the API server alone.
+//! embedded datastore and the scheduler now; controllers and the agent arrive with their
+//! issues); `rkube apiserver` and `rkube scheduler` run one component alone, and
+//! `rkube sim-nodes` registers simulated nodes for tests and benchmarks.
 
 mod cron;
 mod encryption;
+mod components;
 mod server;
 mod snapshot;
 
@@ -25,6 +27,10 @@ enum Command {
     Apiserver(server::ServerArgs),
     /// Save, restore and list datastore snapshots.
     Snapshot(snapshot::SnapshotArgs),
+    /// Run the scheduler alone against an API server.
+    Scheduler(components::SchedulerArgs),
+    /// Register simulated nodes (KWOK-style) that run bound pods without containers.
+    SimNodes(components::SimNodesArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,6 +53,8 @@ fn main() -> std::process::ExitCode {
             Command::Server(args) => server::run(args, true).await,
             Command::Apiserver(args) => server::run(args, false).await,
             Command::Snapshot(args) => snapshot::run(args).await,
+            Command::Scheduler(args) => components::run_scheduler(args).await,
+            Command::SimNodes(args) => components::run_sim_nodes(args).await,
         }
     });
     match result {

@@ -27,6 +27,12 @@ pub struct ServerArgs {
     /// the kubelet; until then the server never runs one and this flag is accepted for scripts.
     #[arg(long)]
     pub disable_agent: bool,
+    /// Do not run the scheduler inside the server.
+    #[arg(long)]
+    pub disable_scheduler: bool,
+    /// KubeSchedulerConfiguration file for the in-process scheduler.
+    #[arg(long, value_name = "PATH")]
+    pub scheduler_config: Option<PathBuf>,
     /// ClusterIP range for Services; the first address is the `kubernetes` Service.
     #[arg(long, value_name = "CIDR", default_value = "10.43.0.0/16")]
     pub service_cidr: String,
@@ -200,8 +206,14 @@ fn advertise_address(bind: IpAddr) -> IpAddr {
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
-pub async fn run(args: ServerArgs, _full_server: bool) -> anyhow::Result<()> {
+pub async fn run(args: ServerArgs, full_server: bool) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    let run_scheduler = full_server && !args.disable_scheduler;
+    // Validate the scheduler config before anything starts, so a bad file fails fast.
+    let scheduler_config = match run_scheduler {
+        true => Some(crate::components::scheduler_config(args.scheduler_config.as_deref(), None)?),
+        false => None,
+    };
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let service_cidr = parse_cidr(&args.service_cidr)?;
     parse_cidr(&args.cluster_cidr)?;
@@ -290,6 +302,17 @@ pub async fn run(args: ServerArgs, _full_server: bool) -> anyhow::Result<()> {
     eprintln!("rkube: API server listening on {url}; admin kubeconfig written to {}", kubeconfig.display());
     eprintln!("rkube: next: export KUBECONFIG={} && kubectl get namespaces", kubeconfig.display());
 
+    let mut components = tokio::task::JoinSet::new();
+    if let Some(config) = scheduler_config {
+        let client = crate::components::client_from_yaml(&pki.kubeconfig(&url)).await.context("scheduler client")?;
+        let token = shutdown.child_token();
+        components.spawn(async move {
+            if let Err(e) = rkube_scheduler::Scheduler::new(config, client).run(token).await {
+                tracing::error!(error = %e, "scheduler stopped");
+            }
+        });
+    }
+
     let signal = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
@@ -300,6 +323,9 @@ pub async fn run(args: ServerArgs, _full_server: bool) -> anyhow::Result<()> {
     signal.await;
     eprintln!("rkube: shutting down");
     shutdown.cancel();
+    if tokio::time::timeout(std::time::Duration::from_secs(5), async { while components.join_next().await.is_some() {} }).await.is_err() {
+        eprintln!("rkube: some components did not stop within 5 s");
+    }
     server.wait().await;
     Ok(())
 }

@@ -21,3 +21,4 @@ mod kubectl_write;
 mod server_side_apply;
 mod validation;
 mod python_client;
+mod scheduling;

@@ -1,0 +1,133 @@
+//! `rkube scheduler` and `rkube sim-nodes`: flags and wiring for components that talk to an
+//! API server through a kubeconfig.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Args, Debug, Clone)]
+pub struct SchedulerArgs {
+    /// Kubeconfig of the API server to schedule for.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: PathBuf,
+    /// A KubeSchedulerConfiguration file (profiles, plugin weights, leader election).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Elect a leader through the kube-system/kube-scheduler Lease before scheduling
+    /// (overrides the config file's leaderElection.leaderElect).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub leader_elect: Option<bool>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SimNodesArgs {
+    /// Kubeconfig of the API server to register the nodes with.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: PathBuf,
+    /// Number of nodes.
+    #[arg(long, default_value_t = 1)]
+    pub count: usize,
+    /// Node names are <prefix>0 .. <prefix>N-1.
+    #[arg(long, default_value = "sim-")]
+    pub name_prefix: String,
+    /// CPU capacity of each node.
+    #[arg(long, default_value = "4")]
+    pub cpu: String,
+    /// Memory capacity of each node.
+    #[arg(long, default_value = "8Gi")]
+    pub memory: String,
+    /// Pod capacity of each node.
+    #[arg(long, default_value_t = 110)]
+    pub pods: u32,
+    /// Spread nodes over zone-0 .. zone-(N-1) (topology.kubernetes.io/zone); 0 = no zone label.
+    #[arg(long, default_value_t = 0)]
+    pub zones: usize,
+    /// Extra node labels: k=v,k2=v2.
+    #[arg(long, default_value = "")]
+    pub labels: String,
+    /// Node taints: k=v:NoSchedule,k2:PreferNoSchedule.
+    #[arg(long, default_value = "")]
+    pub taints: String,
+    /// API requests in flight at once.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+}
+
+/// A kube-rs client for a kubeconfig file.
+pub async fn client_from_kubeconfig(path: &Path) -> anyhow::Result<kube::Client> {
+    let kc = kube::config::Kubeconfig::read_from(path).with_context(|| format!("reading kubeconfig {}", path.display()))?;
+    client_from(kc).await
+}
+
+/// A kube-rs client for an in-memory kubeconfig document.
+pub async fn client_from_yaml(yaml: &str) -> anyhow::Result<kube::Client> {
+    client_from(kube::config::Kubeconfig::from_yaml(yaml).context("parsing the admin kubeconfig")?).await
+}
+
+async fn client_from(kc: kube::config::Kubeconfig) -> anyhow::Result<kube::Client> {
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.context("loading kubeconfig")?;
+    kube::Client::try_from(config).context("building the API client")
+}
+
+/// Cancels the token on SIGINT or SIGTERM.
+pub fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+        }
+        token.cancel();
+    });
+}
+
+/// Loads the scheduler config (file over defaults), validating it before any IO.
+pub fn scheduler_config(path: Option<&Path>, leader_elect: Option<bool>) -> anyhow::Result<rkube_scheduler::Config> {
+    let mut config = match path {
+        Some(p) => rkube_scheduler::Config::from_file(p)?,
+        None => rkube_scheduler::Config::default(),
+    };
+    if let Some(le) = leader_elect {
+        config.leader_election.enabled = le;
+    }
+    Ok(config)
+}
+
+pub async fn run_scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
+    let config = scheduler_config(args.config.as_deref(), args.leader_elect)?;
+    let client = client_from_kubeconfig(&args.kubeconfig).await?;
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(shutdown.clone());
+    eprintln!("rkube: scheduler started ({} profile(s))", config.profiles.len());
+    rkube_scheduler::Scheduler::new(config, client).run(shutdown).await?;
+    Ok(())
+}
+
+pub async fn run_sim_nodes(args: SimNodesArgs) -> anyhow::Result<()> {
+    let config = rkube_simnodes::Config {
+        count: args.count,
+        name_prefix: args.name_prefix,
+        cpu: args.cpu,
+        memory: args.memory,
+        pods: args.pods,
+        zones: args.zones,
+        labels: rkube_simnodes::parse_labels(&args.labels)?,
+        taints: rkube_simnodes::parse_taints(&args.taints)?,
+        concurrency: args.concurrency,
+        ..Default::default()
+    };
+    let client = client_from_kubeconfig(&args.kubeconfig).await?;
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(shutdown.clone());
+    let count = config.count;
+    let nodes = rkube_simnodes::SimNodes::new(config, client);
+    let ready = nodes.registered();
+    tokio::spawn(async move {
+        ready.notified().await;
+        eprintln!("rkube: {count} simulated node(s) registered");
+    });
+    nodes.run(shutdown).await?;
+    Ok(())
+}
