@@ -36,12 +36,29 @@ fn kill_9_during_creates_loses_no_acknowledged_write() {
         "i=0; while true; do i=$((i+1)); code=$(curl -s -o /dev/null -w '%{{http_code}}' --cacert {ca} --cert {crt} --key {key} -H 'Content-Type: application/json' -X POST --data '{{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{{\"name\":\"c'$i'\"}}}}' https://127.0.0.1:{port}/api/v1/namespaces/load/configmaps); [ \"$code\" = 201 ] && echo c$i; [ \"$code\" = 000 ] && exit 0; done",
         ca = tls.join("ca.crt").display(), crt = tls.join("admin.crt").display(), key = tls.join("admin.key").display(),
     );
-    let child = std::process::Command::new("sh").arg("-c").arg(script).stdout(std::process::Stdio::piped()).spawn().expect("loop");
-    std::thread::sleep(Duration::from_millis(1500));
+    let mut child = std::process::Command::new("sh").arg("-c").arg(script).stdout(std::process::Stdio::piped()).spawn().expect("loop");
+    // kill the server once the client has seen enough acknowledgements (or after 30 s)
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while lines.len() < 50 && std::time::Instant::now() < deadline {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
+            lines.push(l);
+        }
+    }
     let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-    let out = child.wait_with_output().expect("loop output");
+    let _ = child.wait();
+    let _ = reader.join();
+    lines.extend(rx.try_iter());
     c.stop(true);
-    let acked: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+    let acked = lines;
     assert!(acked.len() > 5, "the loop acknowledged too few creates to mean anything: {}", acked.len());
     c.spawn();
     let stored = c.k(&["get", "cm", "-n", "load", "-o", "name"]);
