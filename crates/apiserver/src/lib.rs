@@ -59,6 +59,8 @@ pub enum Error {
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("datastore failed during start-up")]
     Store(#[from] rkube_store::Error),
+    #[error("starting a watch cache failed: {0}")]
+    WatchCache(String),
 }
 
 /// The version `/version` reports: the Kubernetes API the k8s-openapi feature selects.
@@ -105,6 +107,16 @@ impl Server {
         let service_ip = std::net::Ipv4Addr::from(u32::from(config.service_cidr.0) + 1);
         kubernetes_service::ensure(&state.registry, service_ip, config.advertise_address, local_addr.port()).await;
         tokio::spawn(namespace::run_finalizer(state.clone(), shutdown));
+        // Start every watch cache before reporting ready, as kube-apiserver does: a watch
+        // can then resume from any revision since start-up, whichever server it reaches.
+        let mut seen = std::collections::HashSet::new();
+        let caches = rkube_api::resources::RESOURCES
+            .iter()
+            .filter(|info| seen.insert(info.storage))
+            .map(|info| state.registry.cache(info));
+        for result in futures::future::join_all(caches).await {
+            result.map_err(|e| Error::WatchCache(e.message))?;
+        }
         state.ready.store(true, std::sync::atomic::Ordering::Release);
         Ok(Server { local_addr, state, task })
     }
