@@ -25,7 +25,8 @@
 //!    resourceVersion must not move.
 //!
 //! Prints the machine (nproc, CPU model, load average per phase) and a Markdown table for
-//! BENCHMARKS.md. `--perf FILE` records the server with `perf record -g` for the whole run.
+//! BENCHMARKS.md. Each phase runs against a fresh server; `--perf FILE` records each phase's
+//! server with `perf record -g` into `FILE.<phase>`.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -1217,37 +1218,27 @@ fn start_perf(file: &str, pid: u32) -> Result<Proc> {
     Ok(Proc(child))
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    let args = parse_args()?;
-    let binary = rkube_binary(&args)?;
+/// Runs one phase against a fresh server (so one phase's garbage does not hide in the next
+/// one's memory figures), recorded by perf when asked.
+async fn phase(args: &Args, name: &str, rows: &mut Vec<Row>) -> Result<()> {
+    if !args.runs(name) {
+        return Ok(());
+    }
+    let server = start_server(&rkube_binary(args)?).await?;
     println!(
-        "machine: {}; load average at start {}",
-        machine(),
-        load_average()
-    );
-    let server = start_server(&binary).await?;
-    println!(
-        "rkube server pid {} on 127.0.0.1:{}",
+        "\n{name}: rkube server pid {} on 127.0.0.1:{}",
         server.proc.0.id(),
         server.port
     );
     let perf = match &args.perf {
-        Some(f) => Some(start_perf(f, server.proc.0.id())?),
+        Some(f) => Some(start_perf(&format!("{f}.{name}"), server.proc.0.id())?),
         None => None,
     };
-    let mut rows = Vec::new();
-    if args.runs("create") {
-        bench_create(&server, &args, &mut rows).await?;
-    }
-    if args.runs("list") {
-        bench_list(&server, &args, &mut rows).await?;
-    }
-    if args.runs("watch") {
-        bench_watch(&server, &args, &mut rows).await?;
-    }
-    if args.runs("apply") {
-        bench_apply(&server, &mut rows).await?;
+    match name {
+        "create" => bench_create(&server, args, rows).await?,
+        "list" => bench_list(&server, args, rows).await?,
+        "watch" => bench_watch(&server, args, rows).await?,
+        _ => bench_apply(&server, rows).await?,
     }
     if let Some(mut p) = perf {
         // SIGINT lets perf write its file.
@@ -1255,6 +1246,21 @@ async fn main() -> Result<()> {
             .args(["-INT", &p.0.id().to_string()])
             .status();
         let _ = p.0.wait();
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = parse_args()?;
+    println!(
+        "machine: {}; load average at start {}",
+        machine(),
+        load_average()
+    );
+    let mut rows = Vec::new();
+    for name in ["create", "list", "watch", "apply"] {
+        phase(&args, name, &mut rows).await?;
     }
     println!("\nload average at the end {}\n", load_average());
     println!("| what | measured | goal | met |");
