@@ -70,7 +70,10 @@ async fn snapshot_response(state: &State, identity: &Identity, method: Method) -
 type Query = HashMap<String, String>;
 
 fn json_response(code: StatusCode, v: &Value) -> Response<Body> {
-    let body = serde_json::to_vec(v).unwrap_or_default();
+    json_bytes_response(code, serde_json::to_vec(v).unwrap_or_default())
+}
+
+fn json_bytes_response(code: StatusCode, body: Vec<u8>) -> Response<Body> {
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = code;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -367,6 +370,16 @@ fn decode_body(info: &ResourceInfo, body: &[u8], content_type: &str) -> Result<V
     Ok(v)
 }
 
+/// A list answer, in the field order kube-apiserver writes.
+#[derive(serde::Serialize)]
+struct ListBody<'a> {
+    kind: &'a str,
+    #[serde(rename = "apiVersion")]
+    api_version: &'a str,
+    metadata: &'a Value,
+    items: Vec<&'a Value>,
+}
+
 fn list_kind(info: &ResourceInfo) -> String {
     format!("{}List", info.kind)
 }
@@ -439,8 +452,15 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
             }
             let body = match out {
                 Output::Object => {
-                    let items: Vec<&Value> = page.items.iter().map(|a| &**a).collect();
-                    json!({"kind": list_kind(info), "apiVersion": info.api_version(), "metadata": meta, "items": items})
+                    // Serialized straight from the cached objects: `json!` would deep-copy
+                    // every item into a new Value first (most of a large list's cost).
+                    let list = ListBody {
+                        kind: &list_kind(info),
+                        api_version: &info.api_version(),
+                        metadata: &meta,
+                        items: page.items.iter().map(|a| &**a).collect(),
+                    };
+                    return Ok(json_bytes_response(StatusCode::OK, serde_json::to_vec(&list).unwrap_or_default()));
                 }
                 Output::Metadata => {
                     let items: Vec<Value> = page.items.iter().map(|o| partial_metadata(o)).collect();
