@@ -4,3 +4,6 @@
 pub mod containerd;
 pub mod cri;
 pub mod images;
+pub mod network;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
