@@ -112,9 +112,21 @@ fn oci_arch() -> &'static str {
     }
 }
 
-/// An OCI image layout tarball holding one image named `name` with one uncompressed layer.
-pub fn oci_archive(name: &str, layer: &[u8], entrypoint: &[&str], cmd: &[&str]) -> Vec<u8> {
-    let layer_digest = sha256_hex(layer);
+/// The blobs of a one-layer OCI image: config and manifest JSON, and the layer they name.
+pub struct OciImage {
+    pub config: Vec<u8>,
+    pub manifest: Vec<u8>,
+    pub layer: Vec<u8>,
+}
+
+/// `sha256:<hex>` of `data`, as OCI descriptors name blobs.
+pub fn digest(data: &[u8]) -> String {
+    format!("sha256:{}", sha256_hex(data))
+}
+
+/// A one-layer OCI image (uncompressed layer) for this machine's architecture.
+pub fn oci_image(layer: Vec<u8>, entrypoint: &[&str], cmd: &[&str]) -> OciImage {
+    let layer_digest = sha256_hex(&layer);
     let config = serde_json::json!({
         "architecture": oci_arch(),
         "os": "linux",
@@ -136,6 +148,14 @@ pub fn oci_archive(name: &str, layer: &[u8], entrypoint: &[&str], cmd: &[&str]) 
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": format!("sha256:{layer_digest}"), "size": layer.len()}],
     });
     let manifest = serde_json::to_vec(&manifest).expect("manifest serializes");
+    OciImage { config, manifest, layer }
+}
+
+/// An OCI image layout tarball holding one image named `name` with one uncompressed layer.
+pub fn oci_archive(name: &str, layer: &[u8], entrypoint: &[&str], cmd: &[&str]) -> Vec<u8> {
+    let OciImage { config, manifest, .. } = oci_image(layer.to_vec(), entrypoint, cmd);
+    let layer_digest = sha256_hex(layer);
+    let config_digest = sha256_hex(&config);
     let manifest_digest = sha256_hex(&manifest);
     let tag = name.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map(|(_, t)| t).unwrap_or("latest");
     let index = serde_json::json!({
@@ -160,8 +180,8 @@ pub fn oci_archive(name: &str, layer: &[u8], entrypoint: &[&str], cmd: &[&str]) 
     tar.finish()
 }
 
-/// Builds the pause and busybox images from `busybox` into `dir`; returns the tarballs.
-pub fn build_builtin(dir: &Path, busybox: &Path) -> anyhow::Result<Vec<PathBuf>> {
+/// The busybox test image's only layer, from the static `busybox` binary.
+pub fn busybox_image_layer(busybox: &Path) -> anyhow::Result<Vec<u8>> {
     let binary = std::fs::read(busybox)
         .with_context(|| format!("cannot read {} (install Debian's busybox-static)", busybox.display()))?;
     let listed = std::process::Command::new(busybox)
@@ -170,7 +190,12 @@ pub fn build_builtin(dir: &Path, busybox: &Path) -> anyhow::Result<Vec<PathBuf>>
         .with_context(|| format!("cannot run {} --list", busybox.display()))?;
     let applets: Vec<String> = String::from_utf8_lossy(&listed.stdout).lines().map(str::to_owned).collect();
     anyhow::ensure!(applets.iter().any(|a| a == "sh"), "{} has no sh applet", busybox.display());
-    let layer = busybox_layer(&binary, &applets);
+    Ok(busybox_layer(&binary, &applets))
+}
+
+/// Builds the pause and busybox images from `busybox` into `dir`; returns the tarballs.
+pub fn build_builtin(dir: &Path, busybox: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let layer = busybox_image_layer(busybox)?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     // The pause process: PID 1 that exits on SIGTERM (a bare sleep would ignore it).
     let pause = oci_archive(PAUSE_IMAGE, &layer, &["/bin/sh", "-c"], &["trap 'exit 0' TERM INT; sleep 2147483647 & wait"]);

@@ -5,5 +5,6 @@ pub mod containerd;
 pub mod cri;
 pub mod images;
 pub mod network;
+pub mod registries;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

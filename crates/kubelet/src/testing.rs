@@ -2,3 +2,4 @@
 //! by this crate's tests and, through the `testing` feature, by the end-to-end tests.
 
 pub mod netns;
+pub mod registry;
