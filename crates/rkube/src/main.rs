@@ -6,6 +6,7 @@
 mod cron;
 mod encryption;
 mod components;
+mod images;
 mod server;
 mod snapshot;
 
@@ -31,6 +32,8 @@ enum Command {
     Scheduler(components::SchedulerArgs),
     /// Register simulated nodes (KWOK-style) that run bound pods without containers.
     SimNodes(components::SimNodesArgs),
+    /// Manage the node's container images (`rkube images import FILE.tar`).
+    Images(images::ImagesArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,6 +58,7 @@ fn main() -> std::process::ExitCode {
             Command::Snapshot(args) => snapshot::run(args).await,
             Command::Scheduler(args) => components::run_scheduler(args).await,
             Command::SimNodes(args) => components::run_sim_nodes(args).await,
+            Command::Images(args) => images::run(args).await,
         }
     });
     match result {
