@@ -7,6 +7,7 @@ mod cron;
 mod encryption;
 mod components;
 mod images;
+mod killall;
 mod server;
 mod snapshot;
 
@@ -34,6 +35,8 @@ enum Command {
     SimNodes(components::SimNodesArgs),
     /// Manage the node's container images (`rkube images import FILE.tar`).
     Images(images::ImagesArgs),
+    /// Stop the node's pods, containers, containerd and network setup (like k3s-killall.sh).
+    Killall(killall::KillallArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -59,6 +62,7 @@ fn main() -> std::process::ExitCode {
             Command::Scheduler(args) => components::run_scheduler(args).await,
             Command::SimNodes(args) => components::run_sim_nodes(args).await,
             Command::Images(args) => images::run(args).await,
+            Command::Killall(args) => killall::run(args).await,
         }
     });
     match result {

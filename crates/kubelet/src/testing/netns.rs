@@ -157,3 +157,34 @@ impl Drop for NetnsLab {
         }
     }
 }
+
+/// One empty network namespace (only `lo`, up), deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// Creates `rkt-<tag>-<pid>-<n>`.
+    pub fn new(tag: &str) -> anyhow::Result<Netns> {
+        let name = format!(
+            "rkt-{tag}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        ip(None, &format!("netns add {name}"))?;
+        let netns = Netns { name };
+        ip(Some(&netns.name), "link set lo up")?;
+        Ok(netns)
+    }
+
+    /// The bind-mounted namespace file (what CNI's `CNI_NETNS` takes).
+    pub fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = ip(None, &format!("netns del {}", self.name));
+    }
+}
