@@ -112,9 +112,21 @@ fn oci_arch() -> &'static str {
     }
 }
 
-/// An OCI image layout tarball holding one image named `name` with one uncompressed layer.
-pub fn oci_archive(name: &str, layer: &[u8], entrypoint: &[&str], cmd: &[&str]) -> Vec<u8> {
-    let layer_digest = sha256_hex(layer);
+/// The blobs of a one-layer OCI image: config and manifest JSON, and the layer they name.
+pub struct OciImage {
+    pub config: Vec<u8>,
+    pub manifest: Vec<u8>,
+    pub layer: Vec<u8>,
+}
+
+/// `sha256:<hex>` of `data`, as OCI descriptors name blobs.
+pub fn digest(data: &[u8]) -> String {
+    format!("sha256:{}", sha256_hex(data))
+}
+
+/// A one-layer OCI image (uncompressed layer) for this machine's architecture.
+pub fn oci_image(layer: Vec<u8>, entrypoint: &[&str], cmd: &[&str]) -> OciImage {
+    let layer_digest = sha256_hex(&layer);
     let config = serde_json::json!({
         "architecture": oci_arch(),
         "os": "linux",
@@ -136,6 +148,14 @@ pub fn oci_archive(name: &str, layer: &[u8], entrypoint: &[&str], cmd: &[&str]) 
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": format!("sha256:{layer_digest}"), "size": layer.len()}],
     });
     let manifest = serde_json::to_vec(&manifest).expect("manifest serializes");
+    OciImage { config, manifest, layer }
+}
+
+/// An OCI image layout tarball holding one image named `name` with one uncompressed layer.
+pub fn oci_archive(name: &str, layer: &[u8], entrypoint: &[&str], cmd: &[&str]) -> Vec<u8> {
+    let OciImage { config, manifest, .. } = oci_image(layer.to_vec(), entrypoint, cmd);
+    let layer_digest = sha256_hex(layer);
+    let config_digest = sha256_hex(&config);
     let manifest_digest = sha256_hex(&manifest);
     let tag = name.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map(|(_, t)| t).unwrap_or("latest");
     let index = serde_json::json!({
@@ -160,8 +180,8 @@ pub fn oci_archive(name: &str, layer: &[u8], entrypoint: &[&str], cmd: &[&str]) 
     tar.finish()
 }
 
-/// Builds the pause and busybox images from `busybox` into `dir`; returns the tarballs.
-pub fn build_builtin(dir: &Path, busybox: &Path) -> anyhow::Result<Vec<PathBuf>> {
+/// The busybox test image's only layer, from the static `busybox` binary.
+pub fn busybox_image_layer(busybox: &Path) -> anyhow::Result<Vec<u8>> {
     let binary = std::fs::read(busybox)
         .with_context(|| format!("cannot read {} (install Debian's busybox-static)", busybox.display()))?;
     let listed = std::process::Command::new(busybox)
@@ -170,7 +190,12 @@ pub fn build_builtin(dir: &Path, busybox: &Path) -> anyhow::Result<Vec<PathBuf>>
         .with_context(|| format!("cannot run {} --list", busybox.display()))?;
     let applets: Vec<String> = String::from_utf8_lossy(&listed.stdout).lines().map(str::to_owned).collect();
     anyhow::ensure!(applets.iter().any(|a| a == "sh"), "{} has no sh applet", busybox.display());
-    let layer = busybox_layer(&binary, &applets);
+    Ok(busybox_layer(&binary, &applets))
+}
+
+/// Builds the pause and busybox images from `busybox` into `dir`; returns the tarballs.
+pub fn build_builtin(dir: &Path, busybox: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let layer = busybox_image_layer(busybox)?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     // The pause process: PID 1 that exits on SIGTERM (a bare sleep would ignore it).
     let pause = oci_archive(PAUSE_IMAGE, &layer, &["/bin/sh", "-c"], &["trap 'exit 0' TERM INT; sleep 2147483647 & wait"]);
@@ -213,6 +238,77 @@ pub async fn import(socket: &Path, tarball: &Path) -> anyhow::Result<Vec<String>
     Ok(names)
 }
 
+/// The containerd image label that marks an image pinned: image garbage collection never
+/// removes it. containerd 1.7+ reports it as `pinned` in CRI ImageStatus; 1.6.20 (Debian 12)
+/// does not know the label (measured: ImageStatus says `pinned: false`, and the string is not
+/// in its binary), so rkube reads the label itself with [`pinned_images`].
+pub const PINNED_LABEL: &str = "io.cri-containerd.pinned=pinned";
+
+/// The names of the pinned images in the runtime at `socket` (from containerd's labels, so
+/// it survives restarts and follows the image), for image garbage collection.
+pub async fn pinned_images(socket: &Path) -> anyhow::Result<Vec<String>> {
+    let output = tokio::process::Command::new("ctr")
+        .arg("--address")
+        .arg(socket)
+        .args(["--namespace", "k8s.io", "images", "ls", "-q", "labels.\"io.cri-containerd.pinned\"==pinned"])
+        .output()
+        .await
+        .context("cannot run ctr (from Debian's containerd package)")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "cannot list pinned images: {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect())
+}
+
+/// Marks `name` pinned in the runtime at `socket` (CRI namespace `k8s.io`).
+pub async fn pin(socket: &Path, name: &str) -> anyhow::Result<()> {
+    let output = tokio::process::Command::new("ctr")
+        .arg("--address")
+        .arg(socket)
+        .args(["--namespace", "k8s.io", "images", "label", name, PINNED_LABEL])
+        .output()
+        .await
+        .context("cannot run ctr (from Debian's containerd package)")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "cannot pin {name}: {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(())
+}
+
+/// [`import`], then pins every imported image: what `rkube images import` and the airgap
+/// directory bring in is never garbage-collected.
+pub async fn import_pinned(socket: &Path, tarball: &Path) -> anyhow::Result<Vec<String>> {
+    let names = import(socket, tarball).await?;
+    for name in &names {
+        pin(socket, name).await?;
+    }
+    Ok(names)
+}
+
+/// Imports (pinned) every `*.tar` in `dir` (k3s's airgap directory, `<data-dir>/agent/images`)
+/// in name order; a missing directory imports nothing. Returns every imported image name.
+pub async fn import_dir(socket: &Path, dir: &Path) -> anyhow::Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+    };
+    let mut tarballs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "tar"))
+        .collect();
+    tarballs.sort();
+    let mut names = Vec::new();
+    for tarball in &tarballs {
+        names.extend(import_pinned(socket, tarball).await?);
+    }
+    Ok(names)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,5 +337,59 @@ mod tests {
         let text = String::from_utf8_lossy(&tar);
         assert!(text.contains("\"io.containerd.image.name\":\"rkube.local/x:2\""));
         assert!(text.contains(&format!("blobs/sha256/{}", sha256_hex(&layer))));
+    }
+}
+
+/// Real containerd: the airgap directory import and pinning as CRI reports it.
+#[cfg(test)]
+mod runtime_tests {
+    use super::*;
+    use crate::containerd::{Containerd, Layout, Options};
+    use crate::cri::Cri;
+
+    /// Whether CRI knows the image, and whether rkube sees it pinned.
+    async fn status(cri: &Cri, name: &str) -> (bool, bool) {
+        let known = cri.has_image(name).await.unwrap();
+        (known, pinned_images(cri.socket()).await.unwrap().iter().any(|n| n == name))
+    }
+
+    fn tiny_image(name: &str) -> Vec<u8> {
+        let mut layer = Tar::default();
+        layer.file("hello.txt", 0o644, name.as_bytes());
+        oci_archive(name, &layer.finish(), &[], &["sh"])
+    }
+
+    #[tokio::test]
+    async fn airgap_directory_tarballs_are_imported_in_order_and_pinned() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            sandbox_image: PAUSE_IMAGE.into(),
+            cni_conf_dir: dir.path().join("agent/cni/net.d"),
+            cni_bin_dir: "/usr/lib/cni".into(),
+        };
+        let containerd = Containerd::start(Layout::new(&dir.path().join("agent")), &options).await.unwrap();
+        let socket = containerd.socket();
+        let cri = Cri::connect(&socket.display().to_string()).await.unwrap();
+        let airgap = dir.path().join("agent/images");
+        assert!(import_dir(&socket, &airgap).await.unwrap().is_empty());
+        std::fs::create_dir_all(&airgap).unwrap();
+        std::fs::write(airgap.join("b.tar"), tiny_image("rkube.test/b:2")).unwrap();
+        std::fs::write(airgap.join("a.tar"), tiny_image("rkube.test/a:1")).unwrap();
+        std::fs::write(airgap.join("notes.txt"), "not an image").unwrap();
+        let names = import_dir(&socket, &airgap).await.unwrap();
+        assert_eq!(names, ["rkube.test/a:1", "rkube.test/b:2"]);
+        assert_eq!(status(&cri, "rkube.test/a:1").await, (true, true));
+        assert_eq!(status(&cri, "rkube.test/b:2").await, (true, true));
+        // A plain import is not pinned: the label is what makes the difference.
+        let plain = dir.path().join("plain.tar");
+        std::fs::write(&plain, tiny_image("rkube.test/plain:1")).unwrap();
+        assert_eq!(import(&socket, &plain).await.unwrap(), ["rkube.test/plain:1"]);
+        assert_eq!(status(&cri, "rkube.test/plain:1").await, (true, false));
+        // Importing again is harmless; a broken tarball is an error naming it.
+        assert_eq!(import_dir(&socket, &airgap).await.unwrap().len(), 2);
+        std::fs::write(airgap.join("c.tar"), b"garbage").unwrap();
+        let error = format!("{:#}", import_dir(&socket, &airgap).await.unwrap_err());
+        assert!(error.contains("c.tar"), "{error}");
+        containerd.stop(std::time::Duration::from_secs(5)).await;
     }
 }

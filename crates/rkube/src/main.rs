@@ -6,6 +6,8 @@
 mod cron;
 mod encryption;
 mod components;
+mod images;
+mod killall;
 mod server;
 mod snapshot;
 
@@ -31,6 +33,10 @@ enum Command {
     Scheduler(components::SchedulerArgs),
     /// Register simulated nodes (KWOK-style) that run bound pods without containers.
     SimNodes(components::SimNodesArgs),
+    /// Manage the node's container images (`rkube images import FILE.tar`).
+    Images(images::ImagesArgs),
+    /// Stop the node's pods, containers, containerd and network setup (like k3s-killall.sh).
+    Killall(killall::KillallArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,6 +61,8 @@ fn main() -> std::process::ExitCode {
             Command::Snapshot(args) => snapshot::run(args).await,
             Command::Scheduler(args) => components::run_scheduler(args).await,
             Command::SimNodes(args) => components::run_sim_nodes(args).await,
+            Command::Images(args) => images::run(args).await,
+            Command::Killall(args) => killall::run(args).await,
         }
     });
     match result {

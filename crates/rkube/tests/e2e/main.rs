@@ -4,6 +4,8 @@
 
 mod harness;
 
+mod images_import;
+
 mod api_fidelity;
 mod bad_input;
 mod delete_options;
