@@ -4,3 +4,6 @@
 pub mod containerd;
 pub mod cri;
 pub mod images;
+pub mod server;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testpod;
