@@ -56,6 +56,12 @@ impl ResourceInfo {
         }
     }
 
+    /// Whether a subresource is a "connect" one (`pods/exec`, `pods/log`, `nodes/proxy`):
+    /// served by proxying to a kubelet, not by storing anything.
+    pub fn is_connect_subresource(name: &str) -> bool {
+        CONNECT_SUBRESOURCES.contains(&name)
+    }
+
     pub fn has_subresource(&self, name: &str) -> bool {
         self.subresources.contains(&name)
     }
@@ -77,6 +83,8 @@ impl ResourceInfo {
 use Scope::{Cluster, Namespaced};
 
 const NONE: &[&str] = &[];
+/// Subresources the API server answers by proxying to the pod's (or node's) kubelet.
+pub const CONNECT_SUBRESOURCES: &[&str] = &["log", "exec", "attach", "portforward", "proxy"];
 const ALL: &[&str] = &["all"];
 const STATUS: &[&str] = &["status"];
 const STATUS_SCALE: &[&str] = &["status", "scale"];
@@ -116,12 +124,13 @@ pub static RESOURCES: &[ResourceInfo] = &[
     r("", "v1", "Event", "events", "event", Namespaced, &["ev"], NONE, NONE),
     r("", "v1", "LimitRange", "limitranges", "limitrange", Namespaced, &["limits"], NONE, NONE),
     r("", "v1", "Namespace", "namespaces", "namespace", Cluster, &["ns"], NONE, &["status", "finalize"]),
-    r("", "v1", "Node", "nodes", "node", Cluster, &["no"], NONE, STATUS),
+    r("", "v1", "Node", "nodes", "node", Cluster, &["no"], NONE, &["status", "proxy"]),
     r("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim",
         Namespaced, &["pvc"], NONE, STATUS),
     r("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume", Cluster, &["pv"],
         NONE, STATUS),
-    r("", "v1", "Pod", "pods", "pod", Namespaced, &["po"], ALL, &["status", "binding"]),
+    r("", "v1", "Pod", "pods", "pod", Namespaced, &["po"], ALL,
+        &["status", "binding", "log", "exec", "attach", "portforward"]),
     r("", "v1", "PodTemplate", "podtemplates", "podtemplate", Namespaced, NONE, NONE, NONE),
     r("", "v1", "ReplicationController", "replicationcontrollers", "replicationcontroller",
         Namespaced, &["rc"], ALL, STATUS_SCALE),

@@ -8,6 +8,13 @@ const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", 
 const SUB_VERBS: &[&str] = &["get", "patch", "update"];
 
 fn sub_verbs(sub: &str) -> &'static [&'static str] {
+    // the connect subresources, as upstream's discovery lists them
+    match sub {
+        "log" => return &["get"],
+        "exec" | "attach" | "portforward" => return &["create", "get"],
+        "proxy" => return &["create", "delete", "get", "patch", "update"],
+        _ => {}
+    }
     if sub == "finalize" {
         &["update"]
     } else if sub == "binding" {
@@ -77,6 +84,10 @@ fn sub_kind(info: &ResourceInfo, sub: &str) -> (&'static str, &'static str, &'st
     match sub {
         "scale" => ("autoscaling", "v1", "Scale"),
         "binding" => ("", "", "Binding"),
+        "exec" => ("", "", "PodExecOptions"),
+        "attach" => ("", "", "PodAttachOptions"),
+        "portforward" => ("", "", "PodPortForwardOptions"),
+        "proxy" if info.kind == "Node" => ("", "", "NodeProxyOptions"),
         _ => ("", "", info.kind),
     }
 }

@@ -36,6 +36,8 @@ pub struct State {
     pub snapshot: std::sync::OnceLock<SnapshotHook>,
     /// Renders `GET /metrics` (Prometheus text) when set.
     pub metrics: std::sync::OnceLock<MetricsHook>,
+    /// Reaches kubelets for the connect subresources (`pods/log`, `pods/exec`, ...).
+    pub kubelet: Option<crate::kubelet::KubeletClient>,
 }
 
 /// Produces the Prometheus text of `/metrics`.
@@ -159,9 +161,15 @@ async fn route(state: &Arc<State>, req: Request<Body>) -> Result<Response<Body>>
     if !(path.starts_with("/api/") || path == "/api" || path.starts_with("/apis/") || path == "/apis") {
         return Err(ApiError::no_route());
     }
+    if let Some((node, rest)) = crate::kubelet::node_proxy_path(&path) {
+        return crate::kubelet::node_proxy(state, req, &node, &rest).await;
+    }
     let query: Query = axum::extract::Query::<Query>::try_from_uri(req.uri()).map(|q| q.0).unwrap_or_default();
     match request::parse(&path)? {
         Target::Discovery(d) => discovery_response(state, &req, d),
+        Target::Resource(rp) if rp.subresource.as_deref().is_some_and(ResourceInfo::is_connect_subresource) => {
+            crate::kubelet::pod_subresource(state, req, rp).await
+        }
         Target::Resource(rp) => resource(state, req, rp, query).await,
     }
 }

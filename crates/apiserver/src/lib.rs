@@ -13,6 +13,7 @@ pub mod deletion;
 pub mod discovery;
 pub mod fieldcheck;
 pub mod handlers;
+pub mod kubelet;
 pub mod kubernetes_service;
 pub mod limits;
 pub mod namespace;
@@ -49,6 +50,11 @@ pub struct Config {
     pub advertise_address: std::net::IpAddr,
     /// In-flight, request and watch time limits.
     pub limits: limits::Config,
+    /// PEM of the client certificate and key presented to kubelets (logs, exec,
+    /// port-forward, node proxy), as `--kubelet-client-certificate`/`--kubelet-client-key`.
+    /// `None`: those subresources answer 503.
+    pub kubelet_client_cert_pem: Option<String>,
+    pub kubelet_client_key_pem: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +99,10 @@ impl Server {
             .await
             .map_err(|source| Error::Listen { addr: config.listen, source })?;
         let local_addr = listener.local_addr().map_err(|source| Error::Listen { addr: config.listen, source })?;
+        let kubelet = match (&config.kubelet_client_cert_pem, &config.kubelet_client_key_pem) {
+            (Some(cert), Some(key)) => Some(kubelet::KubeletClient::new(cert, key)?),
+            _ => None,
+        };
         let registry = registry::Registry::new(store, registry::Config { service_cidr: config.service_cidr });
         let state = Arc::new(handlers::State {
             registry,
@@ -101,6 +111,7 @@ impl Server {
             limits: limits::Limits::new(config.limits.clone()),
             snapshot: std::sync::OnceLock::new(),
             metrics: std::sync::OnceLock::new(),
+            kubelet,
         });
         let task = tokio::spawn(tls::serve(listener, acceptor, state.clone(), shutdown.clone()));
         namespace::bootstrap(&state.registry).await?;

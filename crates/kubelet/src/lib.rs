@@ -9,3 +9,6 @@ pub mod network;
 pub mod registries;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod server;
+#[cfg(any(test, feature = "testing"))]
+pub mod testpod;

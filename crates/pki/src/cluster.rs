@@ -19,6 +19,8 @@ pub const SERVING_CERT: &str = "serving.crt";
 pub const SERVING_KEY: &str = "serving.key";
 pub const ADMIN_CERT: &str = "admin.crt";
 pub const ADMIN_KEY: &str = "admin.key";
+pub const KUBELET_CLIENT_CERT: &str = "apiserver-kubelet-client.crt";
+pub const KUBELET_CLIENT_KEY: &str = "apiserver-kubelet-client.key";
 pub const SA_KEY: &str = "sa.key";
 pub const SA_PUB: &str = "sa.pub";
 
@@ -29,6 +31,8 @@ pub const SERVING_COMMON_NAME: &str = "kube-apiserver";
 /// The admin user: in `system:masters`, which RBAC binds to `cluster-admin`.
 pub const ADMIN_COMMON_NAME: &str = "system:admin";
 pub const ADMIN_ORGANIZATION: &str = "system:masters";
+/// The API server's identity towards kubelets (kubeadm's `apiserver-kubelet-client`).
+pub const KUBELET_CLIENT_COMMON_NAME: &str = "kube-apiserver-kubelet-client";
 
 /// The cluster's PKI, every item PEM: a CA, the API server's serving certificate, the
 /// admin client certificate and the service-account token signing key pair.
@@ -42,6 +46,10 @@ pub struct ClusterPki {
     pub serving_key_pem: String,
     pub admin_cert_pem: String,
     pub admin_key_pem: String,
+    /// The API server's client certificate for kubelets (logs, exec, port-forward),
+    /// `CN=kube-apiserver-kubelet-client, O=system:masters`.
+    pub kubelet_client_cert_pem: String,
+    pub kubelet_client_key_pem: String,
     /// Verifies service-account tokens (`--service-account-key-file`).
     pub sa_public_pem: String,
     /// Signs service-account tokens (`--service-account-signing-key-file`), PKCS#8.
@@ -56,6 +64,7 @@ impl std::fmt::Debug for ClusterPki {
             .field("ca_cert_pem", &self.ca_cert_pem)
             .field("serving_cert_pem", &self.serving_cert_pem)
             .field("admin_cert_pem", &self.admin_cert_pem)
+            .field("kubelet_client_cert_pem", &self.kubelet_client_cert_pem)
             .field("sa_public_pem", &self.sa_public_pem)
             .finish_non_exhaustive()
     }
@@ -95,6 +104,15 @@ impl ClusterPki {
             usage: Usage::Client,
         };
         let admin = load_or_issue_leaf(dir, (ADMIN_CERT, ADMIN_KEY), &ca, &admin, now)?;
+        let kubelet_client = LeafSpec {
+            common_name: KUBELET_CLIENT_COMMON_NAME,
+            organizations: &admin_orgs,
+            dns: &BTreeSet::new(),
+            ips: &BTreeSet::new(),
+            usage: Usage::Client,
+        };
+        let kubelet_client =
+            load_or_issue_leaf(dir, (KUBELET_CLIENT_CERT, KUBELET_CLIENT_KEY), &ca, &kubelet_client, now)?;
         let (sa_private_pem, sa_public_pem) = load_or_create_sa(dir)?;
         Ok(ClusterPki {
             dir: dir.to_owned(),
@@ -104,6 +122,8 @@ impl ClusterPki {
             serving_key_pem: serving.key_pem,
             admin_cert_pem: admin.cert_pem,
             admin_key_pem: admin.key_pem,
+            kubelet_client_cert_pem: kubelet_client.cert_pem,
+            kubelet_client_key_pem: kubelet_client.key_pem,
             sa_public_pem,
             sa_private_pem,
         })

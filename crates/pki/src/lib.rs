@@ -7,6 +7,7 @@
 //! | `ca.crt`, `ca.key` | the cluster CA (ECDSA P-256, ten years) |
 //! | `serving.crt`, `serving.key` | the API server's serving certificate (one year) |
 //! | `admin.crt`, `admin.key` | the admin client certificate, `CN=system:admin, O=system:masters` |
+//! | `apiserver-kubelet-client.crt`, `.key` | the API server's client certificate for kubelets, `CN=kube-apiserver-kubelet-client, O=system:masters` |
 //! | `sa.key`, `sa.pub` | the service-account token signing key pair (PKCS#8 / SPKI PEM) |
 //!
 //! and [`ClusterPki::write_kubeconfig`] writes the admin kubeconfig. Later starts reuse
@@ -36,7 +37,7 @@ pub mod names;
 pub use certs::IssuedCert;
 pub use cluster::{
     ClusterPki, ADMIN_CERT, ADMIN_COMMON_NAME, ADMIN_KEY, ADMIN_ORGANIZATION, CA_CERT,
-    CA_COMMON_NAME, CA_KEY, SA_KEY, SA_PUB, SERVING_CERT, SERVING_COMMON_NAME, SERVING_KEY,
+    CA_COMMON_NAME, CA_KEY, KUBELET_CLIENT_CERT, KUBELET_CLIENT_COMMON_NAME, KUBELET_CLIENT_KEY, SA_KEY, SA_PUB, SERVING_CERT, SERVING_COMMON_NAME, SERVING_KEY,
 };
 pub use error::{Error, Result};
 pub use names::{first_service_ip, host_addresses, ServingNames};

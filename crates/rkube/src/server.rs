@@ -257,6 +257,8 @@ pub async fn run(args: ServerArgs, full_server: bool) -> anyhow::Result<()> {
             min_request_timeout: std::time::Duration::from_secs(args.min_request_timeout),
             ..Default::default()
         },
+        kubelet_client_cert_pem: Some(pki.kubelet_client_cert_pem.clone()),
+        kubelet_client_key_pem: Some(pki.kubelet_client_key_pem.clone()),
     };
     // The API server reads and writes through the encryption layer; compaction and
     // snapshots work on the stored (encrypted) bytes, so a snapshot holds no plain Secret.

@@ -385,7 +385,9 @@ pub(crate) fn resource_paths(info: &ResourceInfo) -> Vec<PathItem> {
             operations: builder.item_ops(None),
         },
     ];
-    for sub in info.subresources {
+    // The connect subresources (pods/log, pods/exec, nodes/proxy) have no object schema: they
+    // are left out of the documents rather than described as get/put/patch of the object.
+    for sub in info.subresources.iter().filter(|s| !ResourceInfo::is_connect_subresource(s)) {
         paths.push(PathItem {
             path: format!("{scoped}/{{name}}/{sub}"),
             path_params: with_name(&scope_params),

@@ -29,6 +29,8 @@ fn all_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         SERVING_KEY,
         ADMIN_CERT,
         ADMIN_KEY,
+        KUBELET_CLIENT_CERT,
+        KUBELET_CLIENT_KEY,
         SA_KEY,
         SA_PUB,
     ]
@@ -157,6 +159,22 @@ fn admin_certificate_is_system_masters_and_signed_by_the_ca() {
         assert!(eku.value.client_auth);
     });
     assert!(signed_by_ca(&pki.admin_cert_pem, &pki.ca_cert_pem));
+}
+
+#[test]
+fn kubelet_client_certificate_is_the_api_servers_identity_towards_kubelets() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let pki = ClusterPki::load_or_create_at(tmp.path(), &names(), NOW).expect("create");
+    with_cert(&pki.kubelet_client_cert_pem, |cert| {
+        let cn: Vec<_> = cert.subject().iter_common_name().map(|a| a.as_str().expect("utf8")).collect();
+        let orgs: Vec<_> = cert.subject().iter_organization().map(|a| a.as_str().expect("utf8")).collect();
+        assert_eq!(cn, ["kube-apiserver-kubelet-client"]);
+        assert_eq!(orgs, ["system:masters"]);
+    });
+    assert!(signed_by_ca(&pki.kubelet_client_cert_pem, &pki.ca_cert_pem));
+    assert_eq!(mode(&tmp.path().join(KUBELET_CLIENT_KEY)), 0o600);
+    let again = ClusterPki::load_or_create_at(tmp.path(), &names(), NOW).expect("reuse");
+    assert_eq!(again.kubelet_client_cert_pem, pki.kubelet_client_cert_pem);
 }
 
 #[test]
