@@ -9,7 +9,7 @@
 //! - [`claim`]: adoption and release of dependents (`ControllerRefManager`).
 //! - [`events`]: the core/v1 Event recorder.
 //! - [`pods`]: pod readiness, availability and the scale-down order.
-//! - one module per controller, named as upstream: [`replicaset`].
+//! - one module per controller, named as upstream: [`replicaset`], [`deployment`].
 //! - [`manager`]: leader election and start-up of the enabled controllers.
 //!
 //! Design: every controller is level-triggered as upstream's are. Informer handlers only turn
@@ -23,6 +23,7 @@ pub mod claim;
 pub mod clock;
 pub mod config;
 pub mod controller;
+pub mod deployment;
 pub mod error;
 pub mod events;
 pub mod expectations;

@@ -53,6 +53,11 @@ impl ControllerManager {
             let (w, t) = (c.workers, shutdown.clone());
             tasks.spawn(async move { rs.run(w, t).await });
         }
+        if c.enabled("deployment-controller") {
+            let d = crate::deployment::DeploymentController::new(&informers);
+            let (w, t) = (c.workers, shutdown.clone());
+            tasks.spawn(async move { d.run(w, t).await });
+        }
         let watches = informers.start(&shutdown);
         tokio::select! {
             _ = shutdown.cancelled() => {}

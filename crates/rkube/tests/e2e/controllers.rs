@@ -156,3 +156,174 @@ fn controller_manager_runs_alone_with_leader_election() {
     let holder = c.k(&["get", "lease", "-n", "kube-system", "kube-controller-manager", "-o", "jsonpath={.spec.holderIdentity}"]);
     assert!(holder.starts_with("rkube-controller-manager_"), "lease holder: {holder}");
 }
+
+/// `revision=image` of each ReplicaSet of the deployment with label `app=<app>`.
+fn replicasets(c: &Cluster, ns: &str, app: &str) -> Vec<serde_json::Value> {
+    json(&c.k(&["get", "rs", "-n", ns, "-l", &format!("app={app}"), "-o", "json"]))["items"].as_array().cloned().unwrap_or_default()
+}
+
+#[track_caller]
+fn rollout_status(c: &Cluster, ns: &str, deploy: &str) {
+    let r = c.kubectl(&["rollout", "status", "-n", ns, &format!("deploy/{deploy}"), "--timeout=60s"]);
+    assert!(r.ok && r.stdout.contains("successfully rolled out"), "rollout status: {}{}\n{}", r.stdout, r.stderr, c.kubectl(&["get", "deploy,rs,pods", "-n", ns, "-o", "wide"]).stdout);
+}
+
+fn image_of(c: &Cluster, ns: &str, deploy: &str) -> String {
+    c.k(&["get", "deploy", deploy, "-n", ns, "-o", "jsonpath={.spec.template.spec.containers[0].image}"])
+}
+
+#[test]
+fn deployment_rolls_out_rolls_back_scales_and_restarts_with_kubectl() {
+    let c = Cluster::start();
+    let _nodes = sim_nodes(&c);
+    c.k(&["create", "deployment", "web", "--image=rkube.local/busybox:1.35", "--replicas=3"]);
+    wait_running(&c, "default", "app=web", 3);
+    rollout_status(&c, "default", "web");
+    let rs1 = replicasets(&c, "default", "web");
+    assert_eq!(rs1.len(), 1);
+    let rs1_name = rs1[0]["metadata"]["name"].as_str().unwrap().to_owned();
+    let hash = rs1[0]["metadata"]["labels"]["pod-template-hash"].as_str().unwrap().to_owned();
+    assert_eq!(rs1_name, format!("web-{hash}"));
+    assert_eq!(rs1[0]["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "1");
+    let d = json(&c.k(&["get", "deploy", "web", "-o", "json"]));
+    assert_eq!(d["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "1");
+    assert_eq!((d["status"]["replicas"].as_i64(), d["status"]["updatedReplicas"].as_i64(), d["status"]["availableReplicas"].as_i64()), (Some(3), Some(3), Some(3)));
+    let conds = d["status"]["conditions"].as_array().unwrap();
+    let reason = |t: &str| conds.iter().find(|c| c["type"] == t).map(|c| c["reason"].as_str().unwrap_or("").to_owned());
+    assert_eq!(reason("Available").as_deref(), Some("MinimumReplicasAvailable"));
+    assert_eq!(reason("Progressing").as_deref(), Some("NewReplicaSetAvailable"));
+
+    // set image: a second ReplicaSet, with never fewer than replicas - maxUnavailable (3 - 0) ready.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (stop, kubeconfig) = (stop.clone(), c.kubeconfig());
+        std::thread::spawn(move || {
+            let (mut min_ready, mut samples) = (usize::MAX, 0);
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let out = Command::new("kubectl")
+                    .env("KUBECONFIG", &kubeconfig)
+                    .args(["get", "pods", "-l", "app=web", "-o", "json"])
+                    .output()
+                    .expect("kubectl");
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
+                    let ready = v["items"].as_array().into_iter().flatten().filter(|p| {
+                        p["metadata"]["deletionTimestamp"].is_null()
+                            && p["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    });
+                    min_ready = min_ready.min(ready.count());
+                    samples += 1;
+                }
+            }
+            (min_ready, samples)
+        })
+    };
+    c.k(&["set", "image", "deploy/web", "busybox=rkube.local/busybox:1.36"]);
+    rollout_status(&c, "default", "web");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (min_ready, samples) = watcher.join().unwrap();
+    assert!(samples > 0, "the watcher never read the pods");
+    assert!(min_ready >= 3, "ready pods fell to {min_ready} during a rollout with maxUnavailable 0");
+    let rss = replicasets(&c, "default", "web");
+    assert_eq!(rss.len(), 2, "{rss:#?}");
+    let new = rss.iter().find(|r| r["metadata"]["name"] != rs1_name.as_str()).unwrap();
+    assert_eq!(new["spec"]["replicas"], 3);
+    assert_eq!(new["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "2");
+    let old = rss.iter().find(|r| r["metadata"]["name"] == rs1_name.as_str()).unwrap();
+    assert_eq!(old["spec"]["replicas"], 0);
+    let items = pods(&c, "default", "app=web");
+    assert!(live(&items).iter().all(|p| p["spec"]["containers"][0]["image"] == "rkube.local/busybox:1.36"));
+
+    let history = c.k(&["rollout", "history", "deploy/web"]);
+    let revisions: Vec<&str> = history.lines().filter_map(|l| l.split_whitespace().next()).filter(|w| w.parse::<u32>().is_ok()).collect();
+    assert_eq!(revisions, ["1", "2"], "{history}");
+
+    // undo: back to the first template, which becomes revision 3 of the same ReplicaSet.
+    c.k(&["rollout", "undo", "deploy/web"]);
+    rollout_status(&c, "default", "web");
+    assert_eq!(image_of(&c, "default", "web"), "rkube.local/busybox:1.35");
+    let rss = replicasets(&c, "default", "web");
+    assert_eq!(rss.len(), 2);
+    let first = rss.iter().find(|r| r["metadata"]["name"] == rs1_name.as_str()).unwrap();
+    assert_eq!((first["spec"]["replicas"].as_i64(), first["metadata"]["annotations"]["deployment.kubernetes.io/revision"].as_str()), (Some(3), Some("3")));
+
+    // scale to 0 and back to 5
+    c.k(&["scale", "deploy/web", "--replicas=0"]);
+    assert!(eventually(WAIT, || live(&pods(&c, "default", "app=web")).is_empty()), "pods left after scaling to 0");
+    c.k(&["scale", "deploy/web", "--replicas=5"]);
+    wait_running(&c, "default", "app=web", 5);
+    rollout_status(&c, "default", "web");
+
+    // pause: a template change does not roll out until resumed
+    c.k(&["rollout", "pause", "deploy/web"]);
+    c.k(&["set", "image", "deploy/web", "busybox=rkube.local/busybox:1.37"]);
+    let ok = eventually(WAIT, || {
+        c.kubectl(&["get", "deploy", "web", "-o", "jsonpath={.status.conditions[?(@.type==\"Progressing\")].reason}"]).stdout == "DeploymentPaused"
+    });
+    assert!(ok, "no DeploymentPaused condition");
+    assert_eq!(replicasets(&c, "default", "web").len(), 2, "a paused deployment created a ReplicaSet");
+    c.k(&["rollout", "resume", "deploy/web"]);
+    rollout_status(&c, "default", "web");
+    assert_eq!(replicasets(&c, "default", "web").len(), 3);
+
+    // restart: a new ReplicaSet with the restartedAt annotation
+    c.k(&["rollout", "restart", "deploy/web"]);
+    rollout_status(&c, "default", "web");
+    let rss = replicasets(&c, "default", "web");
+    assert_eq!(rss.len(), 4);
+    let items = pods(&c, "default", "app=web");
+    let live = live(&items);
+    assert_eq!(live.len(), 5);
+    assert!(live.iter().all(|p| !p["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"].is_null()));
+}
+
+#[test]
+fn recreate_deployments_keep_their_revision_history_limit_and_report_progress_deadlines() {
+    let c = Cluster::start();
+    let _nodes = sim_nodes(&c);
+    c.apply(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: db, namespace: default}
+spec:
+  replicas: 2
+  revisionHistoryLimit: 1
+  strategy: {type: Recreate}
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: db, image: rkube.local/busybox:1.35}]
+",
+    );
+    rollout_status(&c, "default", "db");
+    for v in ["1.36", "1.37", "1.38"] {
+        c.k(&["set", "image", "deploy/db", &format!("db=rkube.local/busybox:{v}")]);
+        rollout_status(&c, "default", "db");
+    }
+    let ok = eventually(WAIT, || replicasets(&c, "default", "db").len() == 2);
+    assert!(ok, "revisionHistoryLimit 1 should leave the new and one old ReplicaSet: {}", c.kubectl(&["get", "rs"]).stdout);
+    wait_running(&c, "default", "app=db", 2);
+
+    // Pods that can never be scheduled: the rollout times out.
+    c.apply(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: stuck, namespace: default}
+spec:
+  replicas: 1
+  progressDeadlineSeconds: 2
+  selector: {matchLabels: {app: stuck}}
+  template:
+    metadata: {labels: {app: stuck}}
+    spec:
+      nodeSelector: {nowhere: \"true\"}
+      containers: [{name: c, image: rkube.local/busybox:1.35}]
+",
+    );
+    let ok = eventually(WAIT, || {
+        c.kubectl(&["get", "deploy", "stuck", "-o", "jsonpath={.status.conditions[?(@.type==\"Progressing\")].reason}"]).stdout == "ProgressDeadlineExceeded"
+    });
+    assert!(ok, "no ProgressDeadlineExceeded: {}", c.kubectl(&["get", "deploy", "stuck", "-o", "yaml"]).stdout);
+    let r = c.kubectl(&["rollout", "status", "deploy/stuck", "--timeout=20s"]);
+    assert!(!r.ok && r.stderr.contains("exceeded its progress deadline"), "{}{}", r.stdout, r.stderr);
+}
