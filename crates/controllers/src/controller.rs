@@ -63,9 +63,10 @@ pub fn resolve<K: Resource<DynamicType = ()>>(
 /// success forgets the key's back-off and requeues it after the returned delay (controllers
 /// return [`RESYNC_PERIOD`] as a safety net, `None` for an object that is gone); failure
 /// requeues it with back-off.
-pub async fn run_workers<F, Fut>(name: &'static str, queue: WorkQueue<ObjectKey>, workers: usize, shutdown: CancellationToken, reconcile: F)
+pub async fn run_workers<T, F, Fut>(name: &'static str, queue: WorkQueue<T>, workers: usize, shutdown: CancellationToken, reconcile: F)
 where
-    F: Fn(ObjectKey) -> Fut + Send + Sync + 'static,
+    T: Clone + Eq + std::hash::Hash + std::fmt::Display + Send + Sync + 'static,
+    F: Fn(T) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Option<Duration>>> + Send,
 {
     let reconcile = Arc::new(reconcile);

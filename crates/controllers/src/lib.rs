@@ -9,7 +9,8 @@
 //! - [`claim`]: adoption and release of dependents (`ControllerRefManager`).
 //! - [`events`]: the core/v1 Event recorder.
 //! - [`pods`]: pod readiness, availability and the scale-down order.
-//! - one module per controller, named as upstream: [`replicaset`], [`deployment`].
+//! - one module per controller, named as upstream: [`replicaset`], [`deployment`],
+//!   [`garbagecollector`].
 //! - [`manager`]: leader election and start-up of the enabled controllers.
 //!
 //! Design: every controller is level-triggered as upstream's are. Informer handlers only turn
@@ -27,6 +28,7 @@ pub mod deployment;
 pub mod error;
 pub mod events;
 pub mod expectations;
+pub mod garbagecollector;
 pub mod informer;
 pub mod manager;
 pub mod pods;

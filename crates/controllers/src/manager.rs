@@ -58,6 +58,11 @@ impl ControllerManager {
             let (w, t) = (c.workers, shutdown.clone());
             tasks.spawn(async move { d.run(w, t).await });
         }
+        if c.enabled("garbage-collector-controller") {
+            let gc = crate::garbagecollector::GarbageCollector::new(&informers);
+            let (w, t) = (c.gc_workers, shutdown.clone());
+            tasks.spawn(async move { gc.run(w, t).await });
+        }
         let watches = informers.start(&shutdown);
         tokio::select! {
             _ = shutdown.cancelled() => {}

@@ -327,3 +327,46 @@ spec:
     let r = c.kubectl(&["rollout", "status", "deploy/stuck", "--timeout=20s"]);
     assert!(!r.ok && r.stderr.contains("exceeded its progress deadline"), "{}{}", r.stdout, r.stderr);
 }
+
+fn create_web(c: &Cluster) {
+    c.k(&["create", "deployment", "web", "--image=rkube.local/busybox:1.35", "--replicas=3"]);
+    wait_running(c, "default", "app=web", 3);
+    rollout_status(c, "default", "web");
+}
+
+#[test]
+fn deleting_a_deployment_cascades_in_the_background_foreground_or_not_at_all() {
+    let c = Cluster::start();
+    let _nodes = sim_nodes(&c);
+
+    // background (kubectl's default): the deployment goes at once, then its RS and pods
+    create_web(&c);
+    c.k(&["delete", "deploy", "web"]);
+    let ok = eventually(WAIT, || replicasets(&c, "default", "web").is_empty() && pods(&c, "default", "app=web").is_empty());
+    assert!(ok, "background deletion left: {}", c.kubectl(&["get", "rs,pods", "-o", "wide"]).stdout);
+
+    // foreground: the deployment is gone only after its ReplicaSet and pods
+    create_web(&c);
+    let r = c.kubectl(&["delete", "deploy", "web", "--cascade=foreground", "--timeout=60s"]);
+    assert!(r.ok, "{}{}", r.stdout, r.stderr);
+    assert!(!c.kubectl(&["get", "deploy", "web"]).ok, "deployment still there");
+    assert!(replicasets(&c, "default", "web").is_empty(), "ReplicaSet outlived its deployment");
+    assert!(pods(&c, "default", "app=web").is_empty(), "pods outlived their deployment: {}", c.kubectl(&["get", "pods"]).stdout);
+
+    // orphan: the ReplicaSet and pods stay, the ReplicaSet without its owner reference
+    create_web(&c);
+    let r = c.kubectl(&["delete", "deploy", "web", "--cascade=orphan", "--timeout=60s"]);
+    assert!(r.ok, "{}{}", r.stdout, r.stderr);
+    assert!(!c.kubectl(&["get", "deploy", "web"]).ok, "deployment still there");
+    let rss = replicasets(&c, "default", "web");
+    assert_eq!(rss.len(), 1);
+    assert!(rss[0]["metadata"]["ownerReferences"].as_array().is_none_or(|r| r.is_empty()), "{:#}", rss[0]["metadata"]);
+    assert!(rss[0]["metadata"]["finalizers"].as_array().is_none_or(|r| r.is_empty()));
+    let items = pods(&c, "default", "app=web");
+    assert_eq!(live(&items).len(), 3);
+    assert!(live(&items).iter().all(|p| controller_of(p).is_some_and(|c| c.starts_with("ReplicaSet/web-"))));
+    // a ReplicaSet whose owner is gone is collected when its pods' owner goes
+    let rs_name = rss[0]["metadata"]["name"].as_str().unwrap().to_owned();
+    c.k(&["delete", "rs", &rs_name]);
+    assert!(eventually(WAIT, || pods(&c, "default", "app=web").is_empty()), "pods of a deleted ReplicaSet remain");
+}
