@@ -465,7 +465,7 @@ mod tests {
     fn meta(uid: &str, deleting: bool, finalizers: &[&str]) -> ObjectMeta {
         ObjectMeta {
             uid: Some(uid.into()),
-            deletion_timestamp: deleting.then(|| k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH)),
+            deletion_timestamp: deleting.then_some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH)),
             finalizers: Some(finalizers.iter().map(|f| f.to_string()).collect()),
             ..Default::default()
         }
