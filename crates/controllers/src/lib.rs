@@ -10,7 +10,7 @@
 //! - [`events`]: the core/v1 Event recorder.
 //! - [`pods`]: pod readiness, availability and the scale-down order.
 //! - one module per controller, named as upstream: [`replicaset`], [`deployment`],
-//!   [`garbagecollector`].
+//!   [`garbagecollector`], [`serviceaccount`], [`rootcacertpublisher`].
 //! - [`manager`]: leader election and start-up of the enabled controllers.
 //!
 //! Design: every controller is level-triggered as upstream's are. Informer handlers only turn
@@ -34,6 +34,8 @@ pub mod manager;
 pub mod pods;
 pub mod queue;
 pub mod replicaset;
+pub mod rootcacertpublisher;
+pub mod serviceaccount;
 
 pub use config::{parse_controllers, Config};
 pub use error::{Error, Result};

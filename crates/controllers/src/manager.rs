@@ -63,6 +63,20 @@ impl ControllerManager {
             let (w, t) = (c.gc_workers, shutdown.clone());
             tasks.spawn(async move { gc.run(w, t).await });
         }
+        if c.enabled("serviceaccount-controller") {
+            let sa = crate::serviceaccount::ServiceAccountController::new(&informers);
+            let (w, t) = (c.workers, shutdown.clone());
+            tasks.spawn(async move { sa.run(w, t).await });
+        }
+        match (&c.root_ca_pem, c.enabled("root-ca-certificate-publisher-controller")) {
+            (Some(pem), true) => {
+                let publisher = crate::rootcacertpublisher::RootCaCertPublisher::new(&informers, pem.clone());
+                let (w, t) = (c.workers, shutdown.clone());
+                tasks.spawn(async move { publisher.run(w, t).await });
+            }
+            (None, true) => tracing::warn!("no cluster CA given: root-ca-certificate-publisher not started"),
+            _ => {}
+        }
         let watches = informers.start(&shutdown);
         tokio::select! {
             _ = shutdown.cancelled() => {}

@@ -370,3 +370,23 @@ fn deleting_a_deployment_cascades_in_the_background_foreground_or_not_at_all() {
     c.k(&["delete", "rs", &rs_name]);
     assert!(eventually(WAIT, || pods(&c, "default", "app=web").is_empty()), "pods of a deleted ReplicaSet remain");
 }
+
+#[test]
+fn every_namespace_gets_the_default_service_account_and_the_root_ca() {
+    let c = Cluster::start();
+    c.k(&["create", "namespace", "dev"]);
+    let ca = std::fs::read_to_string(c.data_dir().join("tls/ca.crt")).expect("cluster CA");
+    let has_both = |ns: &str| {
+        c.kubectl(&["get", "serviceaccount", "default", "-n", ns]).ok
+            && c.kubectl(&["get", "configmap", "kube-root-ca.crt", "-n", ns, "-o", "jsonpath={.data.ca\\.crt}"]).stdout.trim() == ca.trim()
+    };
+    for ns in ["dev", "default", "kube-system"] {
+        assert!(eventually(WAIT, || has_both(ns)), "namespace {ns} lacks the default ServiceAccount or kube-root-ca.crt");
+    }
+    // deleted or edited, they come back as they were
+    c.k(&["delete", "serviceaccount", "default", "-n", "dev"]);
+    c.k(&["patch", "configmap", "kube-root-ca.crt", "-n", "dev", "--type=merge", "-p", "{\"data\":{\"ca.crt\":\"tampered\"}}"]);
+    assert!(eventually(WAIT, || has_both("dev")), "not restored");
+    c.k(&["delete", "configmap", "kube-root-ca.crt", "-n", "dev"]);
+    assert!(eventually(WAIT, || has_both("dev")), "not recreated");
+}
