@@ -10,7 +10,8 @@
 //! - [`events`]: the core/v1 Event recorder.
 //! - [`pods`]: pod readiness, availability and the scale-down order.
 //! - one module per controller, named as upstream: [`replicaset`], [`deployment`],
-//!   [`garbagecollector`], [`serviceaccount`], [`rootcacertpublisher`].
+//!   [`garbagecollector`], [`serviceaccount`], [`rootcacertpublisher`], [`endpoint`],
+//!   [`endpointslice`].
 //! - [`manager`]: leader election and start-up of the enabled controllers.
 //!
 //! Design: every controller is level-triggered as upstream's are. Informer handlers only turn
@@ -25,6 +26,8 @@ pub mod clock;
 pub mod config;
 pub mod controller;
 pub mod deployment;
+pub mod endpoint;
+pub mod endpointslice;
 pub mod error;
 pub mod events;
 pub mod expectations;

@@ -77,6 +77,16 @@ impl ControllerManager {
             (None, true) => tracing::warn!("no cluster CA given: root-ca-certificate-publisher not started"),
             _ => {}
         }
+        if c.enabled("endpoints-controller") {
+            let e = crate::endpoint::EndpointController::new(&informers);
+            let (w, t) = (c.workers, shutdown.clone());
+            tasks.spawn(async move { e.run(w, t).await });
+        }
+        if c.enabled("endpointslice-controller") {
+            let e = crate::endpointslice::EndpointSliceController::new(&informers);
+            let (w, t) = (c.workers, shutdown.clone());
+            tasks.spawn(async move { e.run(w, t).await });
+        }
         let watches = informers.start(&shutdown);
         tokio::select! {
             _ = shutdown.cancelled() => {}

@@ -390,3 +390,110 @@ fn every_namespace_gets_the_default_service_account_and_the_root_ca() {
     c.k(&["delete", "configmap", "kube-root-ca.crt", "-n", "dev"]);
     assert!(eventually(WAIT, || has_both("dev")), "not recreated");
 }
+
+/// A pod bound to a node no kubelet runs, so the test alone writes its status.
+fn ghost_pod(c: &Cluster, name: &str, port: u16) {
+    c.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: ep, labels: {{app: api}}}}\nspec:\n  nodeName: ghost\n  containers: [{{name: c, image: rkube.local/busybox:1.35, ports: [{{name: http, containerPort: {port}}}]}}]\n"
+    ));
+}
+
+fn set_status(c: &Cluster, name: &str, ip: &str, ready: bool) {
+    let status = if ready { "True" } else { "False" };
+    let patch = format!("{{\"status\":{{\"phase\":\"Running\",\"podIP\":\"{ip}\",\"podIPs\":[{{\"ip\":\"{ip}\"}}],\"conditions\":[{{\"type\":\"Ready\",\"status\":\"{status}\"}}]}}}}");
+    c.k(&["patch", "pod", name, "-n", "ep", "--subresource=status", "--type=merge", "-p", &patch]);
+}
+
+/// (ready IPs, not-ready IPs, ports) of the Endpoints `api`.
+fn endpoints(c: &Cluster) -> (Vec<String>, Vec<String>, Vec<i64>) {
+    let r = c.kubectl(&["get", "endpoints", "api", "-n", "ep", "-o", "json"]);
+    if !r.ok {
+        return Default::default();
+    }
+    let v = json(&r.stdout);
+    let (mut ready, mut not_ready, mut ports) = (Vec::new(), Vec::new(), Vec::new());
+    for s in v["subsets"].as_array().into_iter().flatten() {
+        ready.extend(s["addresses"].as_array().into_iter().flatten().map(|a| a["ip"].as_str().unwrap_or("").to_owned()));
+        not_ready.extend(s["notReadyAddresses"].as_array().into_iter().flatten().map(|a| a["ip"].as_str().unwrap_or("").to_owned()));
+        ports.extend(s["ports"].as_array().into_iter().flatten().filter_map(|p| p["port"].as_i64()));
+    }
+    ready.sort();
+    not_ready.sort();
+    ports.sort();
+    (ready, not_ready, ports)
+}
+
+/// (ip, ready, port) of every endpoint in the service's EndpointSlices.
+fn slice_endpoints(c: &Cluster) -> Vec<(String, bool, i64)> {
+    let v = json(&c.k(&["get", "endpointslices", "-n", "ep", "-l", "kubernetes.io/service-name=api", "-o", "json"]));
+    let mut out = Vec::new();
+    for s in v["items"].as_array().into_iter().flatten() {
+        assert_eq!(s["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"], "endpointslice-controller.k8s.io");
+        let port = s["ports"][0]["port"].as_i64().unwrap_or(0);
+        for e in s["endpoints"].as_array().into_iter().flatten() {
+            out.push((e["addresses"][0].as_str().unwrap_or("").to_owned(), e["conditions"]["ready"] == true, port));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn endpoints_and_endpointslices_follow_pod_readiness() {
+    let c = Cluster::start();
+    c.k(&["create", "namespace", "ep"]);
+    c.apply("apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: ep}\nspec:\n  selector: {app: api}\n  ports: [{name: web, port: 80, targetPort: http}]\n");
+    ghost_pod(&c, "a", 8080);
+    ghost_pod(&c, "b", 8080);
+    ghost_pod(&c, "c", 9090);
+    set_status(&c, "a", "10.42.9.1", true);
+    set_status(&c, "b", "10.42.9.2", false);
+    set_status(&c, "c", "10.42.9.3", true);
+    let want = (vec!["10.42.9.1".to_string(), "10.42.9.3".to_string()], vec!["10.42.9.2".to_string()], vec![8080, 9090]);
+    assert!(eventually(WAIT, || endpoints(&c) == want), "endpoints: {:?}", endpoints(&c));
+    let want_slices = vec![("10.42.9.1".to_string(), true, 8080), ("10.42.9.2".to_string(), false, 8080), ("10.42.9.3".to_string(), true, 9090)];
+    assert!(eventually(WAIT, || slice_endpoints(&c) == want_slices), "slices: {:?}", slice_endpoints(&c));
+    let v = json(&c.k(&["get", "endpoints", "api", "-n", "ep", "-o", "json"]));
+    let target = &v["subsets"][0]["addresses"][0]["targetRef"];
+    assert_eq!((target["kind"].as_str(), target["name"].as_str()), (Some("Pod"), Some("a")));
+    assert_eq!(v["subsets"][0]["addresses"][0]["nodeName"], "ghost");
+
+    // readiness flips are followed
+    set_status(&c, "b", "10.42.9.2", true);
+    set_status(&c, "a", "10.42.9.1", false);
+    let want = (vec!["10.42.9.2".to_string(), "10.42.9.3".to_string()], vec!["10.42.9.1".to_string()], vec![8080, 9090]);
+    assert!(eventually(WAIT, || endpoints(&c) == want), "endpoints: {:?}", endpoints(&c));
+    assert!(eventually(WAIT, || slice_endpoints(&c).iter().filter(|e| e.1).count() == 2 && !slice_endpoints(&c)[0].1), "slices: {:?}", slice_endpoints(&c));
+
+    // publishNotReadyAddresses lists every pod as ready
+    c.k(&["patch", "svc", "api", "-n", "ep", "--type=merge", "-p", "{\"spec\":{\"publishNotReadyAddresses\":true}}"]);
+    assert!(eventually(WAIT, || endpoints(&c).0.len() == 3 && endpoints(&c).1.is_empty()), "endpoints: {:?}", endpoints(&c));
+
+    // a deleted pod leaves; kubectl prints both kinds
+    c.k(&["delete", "pod", "c", "-n", "ep", "--grace-period=0", "--force"]);
+    assert!(eventually(WAIT, || endpoints(&c).0.len() == 2 && slice_endpoints(&c).len() == 2), "endpoints: {:?}", endpoints(&c));
+    let table = c.k(&["get", "endpoints,endpointslices", "-n", "ep"]);
+    assert!(table.contains("10.42.9.1:8080") || table.contains("10.42.9.2:8080"), "{table}");
+    assert!(table.contains("IPv4"), "{table}");
+
+    // the Service's deletion takes its Endpoints and EndpointSlices along
+    c.k(&["delete", "svc", "api", "-n", "ep"]);
+    assert!(eventually(WAIT, || !c.kubectl(&["get", "endpoints", "api", "-n", "ep"]).ok), "endpoints outlived the service");
+    assert!(eventually(WAIT, || slice_endpoints(&c).is_empty() && c.k(&["get", "endpointslices", "-n", "ep", "-o", "name"]).trim().is_empty()), "slices outlived the service");
+}
+
+#[test]
+fn a_service_over_a_deployment_lists_its_running_pods() {
+    let c = Cluster::start();
+    let _nodes = sim_nodes(&c);
+    create_web(&c);
+    c.k(&["expose", "deploy/web", "--port=80", "--target-port=8080"]);
+    let ok = eventually(WAIT, || {
+        let v = json(&c.k(&["get", "endpoints", "web", "-o", "json"]));
+        v["subsets"][0]["addresses"].as_array().map(|a| a.len()) == Some(3) && v["subsets"][0]["ports"][0]["port"] == 8080
+    });
+    assert!(ok, "{}", c.kubectl(&["get", "endpoints,endpointslices,pods", "-o", "wide"]).stdout);
+    c.k(&["scale", "deploy/web", "--replicas=1"]);
+    let ok = eventually(WAIT, || json(&c.k(&["get", "endpoints", "web", "-o", "json"]))["subsets"][0]["addresses"].as_array().map(|a| a.len()) == Some(1));
+    assert!(ok, "{}", c.kubectl(&["get", "endpoints", "web", "-o", "yaml"]).stdout);
+}
