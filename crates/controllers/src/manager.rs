@@ -46,33 +46,33 @@ impl ControllerManager {
     async fn run_controllers(&self, shutdown: CancellationToken) {
         let informers = Informers::new(self.client.clone());
         let c = &self.config;
-        let mut tasks = tokio::task::JoinSet::new();
+        let mut runs: Vec<futures::future::BoxFuture<'static, ()>> = Vec::new();
         // Controllers register their handlers first, so the first list reaches them all.
         if c.enabled("replicaset-controller") {
             let rs = crate::replicaset::ReplicaSetController::new(&informers);
             let (w, t) = (c.workers, shutdown.clone());
-            tasks.spawn(async move { rs.run(w, t).await });
+            runs.push(Box::pin(async move { rs.run(w, t).await }));
         }
         if c.enabled("deployment-controller") {
             let d = crate::deployment::DeploymentController::new(&informers);
             let (w, t) = (c.workers, shutdown.clone());
-            tasks.spawn(async move { d.run(w, t).await });
+            runs.push(Box::pin(async move { d.run(w, t).await }));
         }
         if c.enabled("garbage-collector-controller") {
             let gc = crate::garbagecollector::GarbageCollector::new(&informers);
             let (w, t) = (c.gc_workers, shutdown.clone());
-            tasks.spawn(async move { gc.run(w, t).await });
+            runs.push(Box::pin(async move { gc.run(w, t).await }));
         }
         if c.enabled("serviceaccount-controller") {
             let sa = crate::serviceaccount::ServiceAccountController::new(&informers);
             let (w, t) = (c.workers, shutdown.clone());
-            tasks.spawn(async move { sa.run(w, t).await });
+            runs.push(Box::pin(async move { sa.run(w, t).await }));
         }
         match (&c.root_ca_pem, c.enabled("root-ca-certificate-publisher-controller")) {
             (Some(pem), true) => {
                 let publisher = crate::rootcacertpublisher::RootCaCertPublisher::new(&informers, pem.clone());
                 let (w, t) = (c.workers, shutdown.clone());
-                tasks.spawn(async move { publisher.run(w, t).await });
+                runs.push(Box::pin(async move { publisher.run(w, t).await }));
             }
             (None, true) => tracing::warn!("no cluster CA given: root-ca-certificate-publisher not started"),
             _ => {}
@@ -80,17 +80,25 @@ impl ControllerManager {
         if c.enabled("endpoints-controller") {
             let e = crate::endpoint::EndpointController::new(&informers);
             let (w, t) = (c.workers, shutdown.clone());
-            tasks.spawn(async move { e.run(w, t).await });
+            runs.push(Box::pin(async move { e.run(w, t).await }));
         }
         if c.enabled("endpointslice-controller") {
             let e = crate::endpointslice::EndpointSliceController::new(&informers);
             let (w, t) = (c.workers, shutdown.clone());
-            tasks.spawn(async move { e.run(w, t).await });
+            runs.push(Box::pin(async move { e.run(w, t).await }));
         }
         let watches = informers.start(&shutdown);
+        // As upstream's WaitForCacheSync: no controller acts on a half-filled cache (an empty
+        // pod cache would make every ReplicaSet create its replicas again).
+        let mut tasks = tokio::task::JoinSet::new();
         tokio::select! {
             _ = shutdown.cancelled() => {}
-            _ = informers.wait_synced() => tracing::info!("controller caches synced"),
+            _ = informers.wait_synced() => {
+                tracing::info!("controller caches synced");
+                for run in runs {
+                    tasks.spawn(run);
+                }
+            }
         }
         shutdown.cancelled().await;
         while tasks.join_next().await.is_some() {}

@@ -497,3 +497,15 @@ fn a_service_over_a_deployment_lists_its_running_pods() {
     let ok = eventually(WAIT, || json(&c.k(&["get", "endpoints", "web", "-o", "json"]))["subsets"][0]["addresses"].as_array().map(|a| a.len()) == Some(1));
     assert!(ok, "{}", c.kubectl(&["get", "endpoints", "web", "-o", "yaml"]).stdout);
 }
+
+#[test]
+fn a_deployment_whose_selector_does_not_match_its_template_is_refused() {
+    let c = Cluster::start();
+    let r = c.kubectl_with(
+        &["apply", "-f", "-"],
+        Some("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: bad}\nspec:\n  selector: {matchLabels: {app: a}}\n  template:\n    metadata: {labels: {app: b}}\n    spec:\n      containers: [{name: c, image: rkube.local/busybox:1.35}]\n"),
+        &[],
+    );
+    assert!(!r.ok && r.stderr.contains("`selector` does not match template `labels`"), "{}{}", r.stdout, r.stderr);
+    assert!(replicasets(&c, "default", "a").is_empty() && replicasets(&c, "default", "b").is_empty());
+}
