@@ -14,12 +14,14 @@
 //! - [`printers`]: the `meta.k8s.io/v1` Table columns and rows kube-apiserver prints.
 //! - [`quantity`]: resource quantities (`resource.Quantity`): parsing, comparison, canonical form.
 //! - [`validation`]: validation as kube-apiserver does it, with upstream's field errors.
+//! - [`leader`]: leader election on a `coordination.k8s.io/v1` Lease (scheduler, controller manager).
 //! - [`ObjectKey`]: a namespace/name pair.
 
 pub mod conversion;
 pub mod defaults;
 pub mod fieldmanager;
 pub mod fieldvalidation;
+pub mod leader;
 pub mod openapi;
 pub mod printers;
 pub mod protobuf;

@@ -1,4 +1,4 @@
-//! `rkube scheduler` and `rkube sim-nodes`: flags and wiring for components that talk to an
+//! `rkube scheduler`, `rkube controller-manager` and `rkube sim-nodes`: flags and wiring for components that talk to an
 //! API server through a kubeconfig.
 
 use std::path::{Path, PathBuf};
@@ -19,6 +19,24 @@ pub struct SchedulerArgs {
     /// (overrides the config file's leaderElection.leaderElect).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub leader_elect: Option<bool>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ControllerManagerArgs {
+    /// Kubeconfig of the API server to reconcile against.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: PathBuf,
+    /// Controllers to run: `*` for all, `foo` to enable, `-foo` to disable (upstream names
+    /// such as replicaset-controller or their aliases such as replicaset).
+    #[arg(long, value_name = "LIST", default_value = "*")]
+    pub controllers: String,
+    /// Elect a leader through the kube-system/kube-controller-manager Lease first.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// Cluster CA certificate (PEM) to publish as the kube-root-ca.crt ConfigMap in every
+    /// namespace (default: the CA of the kubeconfig's cluster).
+    #[arg(long, value_name = "PATH")]
+    pub root_ca_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -102,6 +120,45 @@ pub async fn run_scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
     cancel_on_signal(shutdown.clone());
     eprintln!("rkube: scheduler started ({} profile(s))", config.profiles.len());
     rkube_scheduler::Scheduler::new(config, client).run(shutdown).await?;
+    Ok(())
+}
+
+/// The controller manager's config from its flags (validated before any IO).
+pub fn controller_manager_config(controllers: &str, leader_elect: bool, root_ca_pem: Option<String>) -> anyhow::Result<rkube_controllers::Config> {
+    let mut config = rkube_controllers::Config {
+        controllers: rkube_controllers::parse_controllers(controllers).map_err(anyhow::Error::msg).context("--controllers")?,
+        root_ca_pem,
+        ..Default::default()
+    };
+    config.leader_election.enabled = leader_elect;
+    Ok(config)
+}
+
+/// The CA certificate (PEM) of the kubeconfig's current cluster, if it embeds one.
+fn kubeconfig_ca(path: &Path) -> Option<String> {
+    use base64::Engine as _;
+    let kc = kube::config::Kubeconfig::read_from(path).ok()?;
+    let context = kc.current_context.as_deref()?;
+    let cluster_name = kc.contexts.iter().find(|c| c.name == context)?.context.as_ref()?.cluster.clone();
+    let cluster = kc.clusters.iter().find(|c| c.name == cluster_name)?.cluster.as_ref()?;
+    if let Some(data) = &cluster.certificate_authority_data {
+        let pem = base64::engine::general_purpose::STANDARD.decode(data.trim()).ok()?;
+        return String::from_utf8(pem).ok();
+    }
+    std::fs::read_to_string(cluster.certificate_authority.as_ref()?).ok()
+}
+
+pub async fn run_controller_manager(args: ControllerManagerArgs) -> anyhow::Result<()> {
+    let root_ca = match &args.root_ca_file {
+        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("--root-ca-file {}", p.display()))?),
+        None => kubeconfig_ca(&args.kubeconfig),
+    };
+    let config = controller_manager_config(&args.controllers, args.leader_elect, root_ca)?;
+    let client = client_from_kubeconfig(&args.kubeconfig).await?;
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(shutdown.clone());
+    eprintln!("rkube: controller manager started ({} controller(s))", config.controllers.len());
+    rkube_controllers::ControllerManager::new(config, client).run(shutdown).await?;
     Ok(())
 }
 

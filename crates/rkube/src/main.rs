@@ -1,6 +1,6 @@
 //! `rkube`: the single binary. `rkube server` runs the control plane (API server with the
-//! embedded datastore and the scheduler now; controllers and the agent arrive with their
-//! issues); `rkube apiserver` and `rkube scheduler` run one component alone, and
+//! embedded datastore, the scheduler and the controller manager now; controllers and the agent arrive with their
+//! issues); `rkube apiserver`, `rkube scheduler` and `rkube controller-manager` run one component alone, and
 //! `rkube sim-nodes` registers simulated nodes for tests and benchmarks.
 
 mod cron;
@@ -31,6 +31,8 @@ enum Command {
     Snapshot(snapshot::SnapshotArgs),
     /// Run the scheduler alone against an API server.
     Scheduler(components::SchedulerArgs),
+    /// Run the controller manager alone against an API server.
+    ControllerManager(components::ControllerManagerArgs),
     /// Register simulated nodes (KWOK-style) that run bound pods without containers.
     SimNodes(components::SimNodesArgs),
     /// Manage the node's container images (`rkube images import FILE.tar`).
@@ -60,6 +62,7 @@ fn main() -> std::process::ExitCode {
             Command::Apiserver(args) => server::run(args, false).await,
             Command::Snapshot(args) => snapshot::run(args).await,
             Command::Scheduler(args) => components::run_scheduler(args).await,
+            Command::ControllerManager(args) => components::run_controller_manager(args).await,
             Command::SimNodes(args) => components::run_sim_nodes(args).await,
             Command::Images(args) => images::run(args).await,
             Command::Killall(args) => killall::run(args).await,

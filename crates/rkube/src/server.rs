@@ -30,6 +30,12 @@ pub struct ServerArgs {
     /// Do not run the scheduler inside the server.
     #[arg(long)]
     pub disable_scheduler: bool,
+    /// Do not run the controller manager inside the server.
+    #[arg(long)]
+    pub disable_controller_manager: bool,
+    /// Controllers the in-process controller manager runs (`*`, `foo`, `-foo`; upstream names).
+    #[arg(long, value_name = "LIST", default_value = "*")]
+    pub controllers: String,
     /// KubeSchedulerConfiguration file for the in-process scheduler.
     #[arg(long, value_name = "PATH")]
     pub scheduler_config: Option<PathBuf>,
@@ -214,6 +220,10 @@ pub async fn run(args: ServerArgs, full_server: bool) -> anyhow::Result<()> {
         true => Some(crate::components::scheduler_config(args.scheduler_config.as_deref(), None)?),
         false => None,
     };
+    let controllers = match full_server && !args.disable_controller_manager {
+        true => Some(crate::components::controller_manager_config(&args.controllers, true, None)?),
+        false => None,
+    };
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let service_cidr = parse_cidr(&args.service_cidr)?;
     parse_cidr(&args.cluster_cidr)?;
@@ -311,6 +321,16 @@ pub async fn run(args: ServerArgs, full_server: bool) -> anyhow::Result<()> {
         components.spawn(async move {
             if let Err(e) = rkube_scheduler::Scheduler::new(config, client).run(token).await {
                 tracing::error!(error = %e, "scheduler stopped");
+            }
+        });
+    }
+    if let Some(mut config) = controllers {
+        config.root_ca_pem = Some(pki.ca_cert_pem.clone());
+        let client = crate::components::client_from_yaml(&pki.kubeconfig(&url)).await.context("controller manager client")?;
+        let token = shutdown.child_token();
+        components.spawn(async move {
+            if let Err(e) = rkube_controllers::ControllerManager::new(config, client).run(token).await {
+                tracing::error!(error = %e, "controller manager stopped");
             }
         });
     }

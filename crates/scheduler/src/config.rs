@@ -26,30 +26,7 @@ pub enum Error {
     Invalid { path: String, field: String, message: String },
 }
 
-/// Leader election settings (upstream `LeaderElectionConfiguration`).
-#[derive(Debug, Clone)]
-pub struct LeaderElection {
-    pub enabled: bool,
-    pub lease_duration: Duration,
-    pub renew_deadline: Duration,
-    pub retry_period: Duration,
-    pub namespace: String,
-    pub name: String,
-}
-
-impl Default for LeaderElection {
-    /// Upstream defaults: on, 15 s lease, 10 s renew deadline, 2 s retry, kube-system/kube-scheduler.
-    fn default() -> Self {
-        LeaderElection {
-            enabled: true,
-            lease_duration: Duration::from_secs(15),
-            renew_deadline: Duration::from_secs(10),
-            retry_period: Duration::from_secs(2),
-            namespace: "kube-system".into(),
-            name: "kube-scheduler".into(),
-        }
-    }
-}
+pub use rkube_api::leader::LeaderElection;
 
 /// One scheduling profile, selected by `spec.schedulerName`.
 #[derive(Clone)]

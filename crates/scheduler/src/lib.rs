@@ -19,11 +19,13 @@
 //! come back to the owner as messages. A pod is *assumed* on its node as soon as it is
 //! chosen, so the next cycle already sees the resources it takes, as upstream.
 
+/// Leader election, shared with the controller manager (moved to `rkube_api::leader`).
+pub use rkube_api::leader;
+
 pub mod algorithm;
 pub mod cache;
 pub mod config;
 pub mod framework;
-pub mod leader;
 pub mod node_info;
 pub mod plugins;
 pub mod preemption;

@@ -80,7 +80,8 @@ fn kube_rs_watcher_sees_changes_in_order_and_resumes_after_restart() {
 
 #[test]
 fn status_scale_metadata_dry_run_and_deletecollection_over_raw_http() {
-    let c = Cluster::start();
+    // API-server semantics only: no controller manager acting on (or adding to) the objects
+    let c = Cluster::start_with(&["--disable-controller-manager"]);
     c.k(&["create", "namespace", "dev"]);
     c.apply(crate::kubectl_write::APP);
     let path = "/apis/apps/v1/namespaces/dev/deployments/web";

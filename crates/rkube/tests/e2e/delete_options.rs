@@ -16,7 +16,8 @@ spec:
 
 #[test]
 fn kubectl_cascade_orphan_and_foreground_store_the_finalizer_background_deletes() {
-    let c = Cluster::start();
+    // API-server semantics only: no controller manager acting on (or adding to) the objects
+    let c = Cluster::start_with(&["--disable-controller-manager"]);
     c.k(&["create", "namespace", "dev"]);
     for name in ["web", "fg", "bg"] {
         c.apply(&DEPLOY.replace("NAME", name));

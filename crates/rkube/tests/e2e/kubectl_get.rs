@@ -6,7 +6,8 @@ use crate::harness::{eventually, json, Cluster};
 use crate::kubectl_write::APP;
 
 fn setup() -> Cluster {
-    let c = Cluster::start();
+    // API-server semantics only: no controller manager acting on (or adding to) the objects
+    let c = Cluster::start_with(&["--disable-controller-manager"]);
     c.k(&["create", "namespace", "dev"]);
     c.apply(APP);
     c

@@ -25,3 +25,4 @@ mod validation;
 mod python_client;
 mod scheduling;
 mod streaming;
+mod controllers;

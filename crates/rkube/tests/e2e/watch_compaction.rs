@@ -73,13 +73,13 @@ fn churn(c: &Cluster) {
 
 #[test]
 fn watcher_ends_with_the_live_set_under_compaction_embedded() {
-    let c = Cluster::start_with(&["--etcd-compaction-interval", "1s"]);
+    let c = Cluster::start_with(&["--etcd-compaction-interval", "1s", "--disable-controller-manager"]);
     churn(&c);
 }
 
 #[test]
 fn watcher_ends_with_the_live_set_under_compaction_etcd() {
     let etcd = crate::etcd::start_etcd(1);
-    let c = Cluster::start_with(&["--datastore-endpoint", &etcd.etcd.endpoints(), "--etcd-compaction-interval", "1s"]);
+    let c = Cluster::start_with(&["--datastore-endpoint", &etcd.etcd.endpoints(), "--etcd-compaction-interval", "1s", "--disable-controller-manager"]);
     churn(&c);
 }

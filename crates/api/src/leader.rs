@@ -1,14 +1,49 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease, as client-go's leaderelection:
 //! acquire when the lease is free or expired, renew every `retry_period`, and give up
 //! leadership when renewals fail for `renew_deadline`, so that two schedulers never bind
-//! at once.
+//! at once and two controller managers never reconcile at once. Shared by the scheduler
+//! (`kube-system/kube-scheduler`) and the controller manager
+//! (`kube-system/kube-controller-manager`).
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, ObjectMeta, PostParams};
+use std::time::Duration;
+
 use tokio_util::sync::CancellationToken;
 
-use crate::config::LeaderElection;
+/// Leader election settings (upstream `LeaderElectionConfiguration`).
+#[derive(Debug, Clone)]
+pub struct LeaderElection {
+    pub enabled: bool,
+    pub lease_duration: Duration,
+    pub renew_deadline: Duration,
+    pub retry_period: Duration,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl LeaderElection {
+    /// Upstream defaults (on, 15 s lease, 10 s renew deadline, 2 s retry) for the Lease
+    /// `kube-system/<name>`.
+    pub fn for_lease(name: &str) -> Self {
+        LeaderElection {
+            enabled: true,
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+            namespace: "kube-system".into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl Default for LeaderElection {
+    /// [`LeaderElection::for_lease`] of the scheduler's lease, `kube-scheduler`.
+    fn default() -> Self {
+        LeaderElection::for_lease("kube-scheduler")
+    }
+}
 
 /// The wall clock, in one place (lease times are wall-clock by definition).
 fn now() -> jiff::Timestamp {
@@ -27,6 +62,7 @@ pub enum Error {
     },
 }
 
+/// Acquires and holds one Lease for one identity.
 pub struct LeaderElector {
     api: Api<Lease>,
     config: LeaderElection,

@@ -1,0 +1,45 @@
+//! rkube-controllers: the controller manager (`kube-controller-manager`'s controllers).
+//!
+//! Modules:
+//! - [`informer`]: shared informers, one kube-runtime watcher and reflector per resource for
+//!   every controller, with handlers that enqueue keys.
+//! - [`queue`]: the rate-limited, de-duplicating work queue (client-go's workqueue).
+//! - [`controller`]: the worker loop and helpers every controller shares.
+//! - [`expectations`]: creations and deletions in flight.
+//! - [`claim`]: adoption and release of dependents (`ControllerRefManager`).
+//! - [`events`]: the core/v1 Event recorder.
+//! - [`pods`]: pod readiness, availability and the scale-down order.
+//! - one module per controller, named as upstream: [`replicaset`], [`deployment`],
+//!   [`garbagecollector`], [`serviceaccount`], [`rootcacertpublisher`], [`endpoint`],
+//!   [`endpointslice`].
+//! - [`manager`]: leader election and start-up of the enabled controllers.
+//!
+//! Design: every controller is level-triggered as upstream's are. Informer handlers only turn
+//! changes into keys on the controller's work queue; a worker takes a key, reads the object
+//! and everything else it needs from the shared caches, computes what to do with pure
+//! functions (unit-tested here), performs it through the API, and returns when to look again.
+//! Failures are retried with per-key exponential back-off, and every key is looked at again
+//! periodically as a safety net.
+
+pub mod claim;
+pub mod clock;
+pub mod config;
+pub mod controller;
+pub mod deployment;
+pub mod endpoint;
+pub mod endpointslice;
+pub mod error;
+pub mod events;
+pub mod expectations;
+pub mod garbagecollector;
+pub mod informer;
+pub mod manager;
+pub mod pods;
+pub mod queue;
+pub mod replicaset;
+pub mod rootcacertpublisher;
+pub mod serviceaccount;
+
+pub use config::{parse_controllers, Config};
+pub use error::{Error, Result};
+pub use manager::ControllerManager;
