@@ -10,7 +10,7 @@ use kube::runtime::watcher;
 use crate::harness::Cluster;
 
 fn cm(name: &str, v: &str) -> ConfigMap {
-    serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "data": {"v": v}})).expect("configmap")
+    serde_json::from_value(serde_json::json!({"metadata": {"name": name, "labels": {"test": "watch"}}, "data": {"v": v}})).expect("configmap")
 }
 
 #[test]
@@ -23,7 +23,8 @@ fn kube_rs_watcher_sees_changes_in_order_and_resumes_after_restart() {
     let api: Api<ConfigMap> = Api::namespaced(client, "w");
     let watch_api = api.clone();
     rt.spawn(async move {
-        let mut stream = watcher(watch_api, watcher::Config::default()).boxed();
+        let mut stream = // Only this test's objects: the controller manager adds kube-root-ca.crt to every namespace.
+        watcher(watch_api, watcher::Config::default().labels("test=watch")).boxed();
         while let Some(ev) = stream.next().await {
             let line = match ev {
                 Ok(watcher::Event::Apply(o)) => format!("apply {} {}", o.metadata.name.unwrap_or_default(), o.data.unwrap_or_default().get("v").cloned().unwrap_or_default()),

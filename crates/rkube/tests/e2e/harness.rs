@@ -93,13 +93,14 @@ impl Cluster {
                 eprintln!("[rkube] {line}");
             }
         });
-        rx.recv_timeout(Duration::from_secs(30)).expect("rkube server did not start within 30 s");
+        // Generous: on a loaded 2-core machine a server over etcd fills ~45 watch caches first.
+        rx.recv_timeout(Duration::from_secs(90)).expect("rkube server did not start within 90 s");
         self.child = Some(child);
         self.wait_ready();
     }
 
     pub fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if self.kubectl(&["get", "--raw", "/readyz"]).ok {
                 return;
