@@ -1,8 +1,10 @@
 //! `rkube`: the single binary. `rkube server` runs the control plane (API server with the
-//! embedded datastore and the scheduler now; controllers and the agent arrive with their
-//! issues); `rkube apiserver` and `rkube scheduler` run one component alone, and
+//! embedded datastore and the scheduler, and an agent for this machine; controllers arrive
+//! with their issues); `rkube apiserver`, `rkube scheduler` and `rkube kubelet` run one
+//! component alone, `rkube agent` runs the node agent, and
 //! `rkube sim-nodes` registers simulated nodes for tests and benchmarks.
 
+mod agent;
 mod cron;
 mod encryption;
 mod components;
@@ -20,8 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the control plane on this machine: API server and the embedded datastore
-    /// (and, with later releases, scheduler, controller manager and a local agent).
+    /// Run the control plane on this machine: API server, the embedded datastore, the
+    /// scheduler and an agent (kubelet) for this machine.
     Server(server::ServerArgs),
     /// Run the API server alone (same flags as `server`).
     Apiserver(server::ServerArgs),
@@ -31,6 +33,10 @@ enum Command {
     Scheduler(components::SchedulerArgs),
     /// Register simulated nodes (KWOK-style) that run bound pods without containers.
     SimNodes(components::SimNodesArgs),
+    /// Run the node agent (kubelet) on this machine against an API server.
+    Agent(agent::AgentArgs),
+    /// Run the kubelet alone against an API server (same flags as `agent`).
+    Kubelet(agent::AgentArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,6 +61,7 @@ fn main() -> std::process::ExitCode {
             Command::Snapshot(args) => snapshot::run(args).await,
             Command::Scheduler(args) => components::run_scheduler(args).await,
             Command::SimNodes(args) => components::run_sim_nodes(args).await,
+            Command::Agent(args) | Command::Kubelet(args) => agent::run(args).await,
         }
     });
     match result {

@@ -1,0 +1,589 @@
+//! One pod worker per pod: a level-triggered loop that reads the pod's CRI state, converges it
+//! on the spec (sandbox, init containers in order, containers with restart policy and
+//! back-off), writes the status, and on deletion stops everything gracefully and deletes the
+//! pod object (pkg/kubelet/pod_workers.go, kuberuntime_manager.go SyncPod/KillPod).
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, Pod, PodStatus, Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::reflector::Store;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::backoff::Backoff;
+use super::config::{self, ContainerInputs};
+use super::env::{self, EnvSources, NodeAllocatable};
+use super::events::Recorder;
+use super::resources;
+use super::runtime::{self, ContainerInfo, PodRuntime, State};
+use super::status::{self, Reason};
+use crate::cri::{api, Cri};
+
+/// How often a worker re-reads CRI state (containerd 1.6 has no event stream).
+pub const RESYNC: Duration = Duration::from_secs(1);
+/// Upstream minimumGracePeriodInSeconds.
+const MIN_GRACE_SECS: i64 = 2;
+/// Timeout of an image pull.
+const PULL_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What every worker shares.
+pub struct Context {
+    pub client: kube::Client,
+    pub cri: Cri,
+    pub recorder: Recorder,
+    pub node_name: String,
+    pub node_ip: String,
+    /// Root of the pods' log directories (`<agent dir>/pods`).
+    pub pods_dir: PathBuf,
+    pub allocatable: NodeAllocatable,
+    pub services: Store<Service>,
+    /// Restart and image-pull back-off, keyed by pod uid + container or image.
+    pub backoff: Mutex<Backoff>,
+}
+
+/// A worker's memory between syncs; everything else is re-read from CRI.
+#[derive(Default)]
+struct WorkerState {
+    reasons: HashMap<String, Reason>,
+    last_written: Option<serde_json::Value>,
+    /// Containers (by id) whose back-off was already announced with an event.
+    announced: HashSet<String>,
+    /// Last image pull error per image (for ImagePullBackOff's message).
+    pull_errors: HashMap<String, String>,
+}
+
+/// Runs the worker of one pod until the pod is gone (deleted and cleaned up) or `shutdown`.
+/// `None` on the channel means the pod vanished from the API.
+pub async fn run(ctx: Arc<Context>, mut rx: watch::Receiver<Option<Arc<Pod>>>, shutdown: CancellationToken) {
+    let mut state = WorkerState::default();
+    let mut last: Option<Arc<Pod>> = None;
+    let mut tick = tokio::time::interval(RESYNC);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let current = rx.borrow_and_update().clone();
+        let done = match (&current, &last) {
+            (Some(pod), _) => {
+                last = Some(pod.clone());
+                sync_pod(&ctx, &mut state, pod).await
+            }
+            (None, Some(pod)) => {
+                // Removed from the API (force deletion): stop what runs, nothing to delete.
+                kill_pod(&ctx, pod, Some(MIN_GRACE_SECS)).await;
+                true
+            }
+            (None, None) => true,
+        };
+        if done {
+            return;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = rx.changed() => if changed.is_err() { return },
+            _ = tick.tick() => {}
+        }
+    }
+}
+
+fn is_terminal(phase: Option<&str>) -> bool {
+    matches!(phase, Some("Succeeded") | Some("Failed"))
+}
+
+/// One level-triggered pass over the pod. Returns true once the pod is finished for good.
+async fn sync_pod(ctx: &Context, state: &mut WorkerState, pod: &Arc<Pod>) -> bool {
+    let (ns, name, uid) = config::pod_identity(pod);
+    if pod.metadata.deletion_timestamp.is_some() {
+        kill_pod(ctx, pod, None).await;
+        delete_from_api(ctx, pod).await;
+        return true;
+    }
+    let rt = match runtime::pod_runtime(&ctx.cri, &uid).await {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::warn!(pod = %format!("{ns}/{name}"), error = %e, "reading pod runtime state failed");
+            return false;
+        }
+    };
+    let api_phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    if is_terminal(api_phase) {
+        // A finished pod keeps its status; what still runs of it is stopped (upstream kills
+        // the sandbox of terminal pods).
+        if rt.running().next().is_some() || rt.sandboxes.iter().any(|s| s.ready) {
+            stop_all(ctx, pod, &rt, grace_secs(pod, None)).await;
+        }
+        if rt.sandboxes.is_empty() && pod.status.as_ref().and_then(|s| s.container_statuses.as_ref()).is_none() {
+            // Rejected at admission: the status is already written.
+            return false;
+        }
+        return false;
+    }
+    let changed = match converge(ctx, state, pod, &rt).await {
+        Ok(changed) => changed,
+        Err(e) => {
+            tracing::debug!(pod = %format!("{ns}/{name}"), error = %e, "pod sync failed");
+            true
+        }
+    };
+    let rt = if changed { runtime::pod_runtime(&ctx.cri, &uid).await.unwrap_or(rt) } else { rt };
+    write_status(ctx, state, pod, &rt).await;
+    false
+}
+
+/// The grace period for stopping the pod's containers.
+fn grace_secs(pod: &Pod, r#override: Option<i64>) -> i64 {
+    r#override
+        .or(pod.metadata.deletion_grace_period_seconds)
+        .or_else(|| pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+        .unwrap_or(config::DEFAULT_GRACE_SECS)
+        .max(MIN_GRACE_SECS)
+}
+
+/// Whether a pod whose sandbox died needs no new one: every container finished and none is
+/// to be restarted.
+fn pod_done(pod: &Pod, rt: &PodRuntime) -> bool {
+    let policy = status::restart_policy(pod);
+    let Some(spec) = pod.spec.as_ref() else { return true };
+    spec.containers.iter().all(|c| match rt.latest(&c.name) {
+        Some(x) => x.state == State::Exited && !status::should_restart(&policy, x.exit_code),
+        None => false,
+    })
+}
+
+/// Converges the runtime on the spec. Returns whether anything was changed.
+async fn converge(ctx: &Context, state: &mut WorkerState, pod: &Arc<Pod>, rt: &PodRuntime) -> anyhow::Result<bool> {
+    let policy = status::restart_policy(pod);
+    let spec = pod.spec.clone().unwrap_or_default();
+    let mut rt = rt.clone();
+    let mut changed = false;
+    if !rt.sandbox().is_some_and(|s| s.ready) {
+        if rt.sandbox().is_some() && pod_done(pod, &rt) {
+            return Ok(false);
+        }
+        create_sandbox(ctx, pod, &rt).await?;
+        rt = runtime::pod_runtime(&ctx.cri, pod.metadata.uid.as_deref().unwrap_or("")).await?;
+        changed = true;
+    }
+    let sandbox = rt.sandbox().cloned().ok_or_else(|| anyhow::anyhow!("sandbox vanished"))?;
+    for c in spec.init_containers.iter().flatten() {
+        match rt.latest_in(&c.name, &sandbox.id) {
+            None => {
+                start_container(ctx, state, pod, c, true, &sandbox, &rt).await;
+                return Ok(true);
+            }
+            Some(x) if x.state != State::Exited => return Ok(changed),
+            Some(x) if x.exit_code == 0 => continue,
+            Some(_) if policy == "Never" => return Ok(changed),
+            Some(_) => {
+                start_container(ctx, state, pod, c, true, &sandbox, &rt).await;
+                return Ok(true);
+            }
+        }
+    }
+    for c in &spec.containers {
+        let start = match rt.latest_in(&c.name, &sandbox.id) {
+            None => true,
+            Some(x) => match x.state {
+                State::Running => false,
+                State::Created | State::Unknown => {
+                    let _ = runtime::stop_container(&ctx.cri, &x.id, 0).await;
+                    let _ = runtime::remove_container(&ctx.cri, &x.id).await;
+                    true
+                }
+                State::Exited => status::should_restart(&policy, x.exit_code),
+            },
+        };
+        if start {
+            start_container(ctx, state, pod, c, false, &sandbox, &rt).await;
+            changed = true;
+        }
+    }
+    Ok(changed)
+}
+
+fn cgroup_parent(pod: &Pod) -> String {
+    resources::cgroup_parent(&resources::qos_class(pod), pod.metadata.uid.as_deref().unwrap_or(""))
+}
+
+fn sandbox_config(ctx: &Context, pod: &Pod, attempt: u32) -> api::PodSandboxConfig {
+    let log_dir = config::log_directory(&ctx.pods_dir, pod);
+    config::sandbox_config(pod, attempt, &log_dir, &cgroup_parent(pod))
+}
+
+/// Stops what is left of older sandboxes and runs a new one.
+async fn create_sandbox(ctx: &Context, pod: &Pod, rt: &PodRuntime) -> anyhow::Result<()> {
+    for c in rt.running() {
+        let _ = runtime::stop_container(&ctx.cri, &c.id, grace_secs(pod, None)).await;
+    }
+    for s in &rt.sandboxes {
+        let _ = runtime::stop_sandbox(&ctx.cri, &s.id).await;
+    }
+    // Keep the newest old sandbox (its containers carry restart counts and logs); drop older.
+    for s in rt.sandboxes.iter().skip(1) {
+        let _ = runtime::remove_sandbox(&ctx.cri, &s.id).await;
+    }
+    let attempt = rt.sandbox().map(|s| s.attempt + 1).unwrap_or(0);
+    let log_dir = config::log_directory(&ctx.pods_dir, pod);
+    std::fs::create_dir_all(&log_dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", log_dir.display()))?;
+    let config = sandbox_config(ctx, pod, attempt);
+    let mut client = ctx.cri.runtime.clone();
+    let request = api::RunPodSandboxRequest { config: Some(config), runtime_handler: String::new() };
+    match tokio::time::timeout(runtime::CALL_TIMEOUT, client.run_pod_sandbox(request)).await {
+        Ok(Ok(_)) => Ok(()),
+        failed => {
+            let message = match failed {
+                Ok(Err(s)) => s.message().to_owned(),
+                _ => "timed out".to_owned(),
+            };
+            ctx.recorder.pod_event(pod, None, "Warning", "FailedCreatePodSandBox", &format!("Failed to create pod sandbox: {message}"));
+            // A failed RunPodSandbox leaves a NOTREADY sandbox behind.
+            if let Ok(after) = runtime::pod_runtime(&ctx.cri, pod.metadata.uid.as_deref().unwrap_or("")).await {
+                for s in after.sandboxes.iter().filter(|s| !s.ready && !rt.sandboxes.iter().any(|o| o.id == s.id)) {
+                    let _ = runtime::remove_sandbox(&ctx.cri, &s.id).await;
+                }
+            }
+            Err(anyhow::anyhow!("creating the pod sandbox: {message}"))
+        }
+    }
+}
+
+/// Go's time.Duration formatting for whole seconds (`10s`, `1m20s`, `5m0s`).
+pub fn go_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{s}s"),
+        _ if s < 3600 => format!("{}m{}s", s / 60, s % 60),
+        _ => format!("{}h{}m{}s", s / 3600, (s % 3600) / 60, s % 60),
+    }
+}
+
+fn pod_full_name(pod: &Pod) -> String {
+    let (ns, name, uid) = config::pod_identity(pod);
+    format!("{name}_{ns}({uid})")
+}
+
+/// Starts one container (new or a restart), honouring back-off; failures become reasons.
+async fn start_container(
+    ctx: &Context,
+    state: &mut WorkerState,
+    pod: &Pod,
+    spec: &Container,
+    is_init: bool,
+    sandbox: &runtime::Sandbox,
+    rt: &PodRuntime,
+) {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let name = spec.name.clone();
+    let prev = rt.latest(&name);
+    let (attempt, restart_count) = prev.map(|p| (p.attempt + 1, p.restart_count + 1)).unwrap_or((0, 0));
+    let key = format!("{uid}/{name}");
+    if let Some(p) = prev.filter(|p| p.state == State::Exited) {
+        let now = crate::clock::now_nanos();
+        let mut backoff = ctx.backoff.lock().expect("back-off lock poisoned");
+        if backoff.in_backoff_since(&key, p.finished_at, now) {
+            let delay = go_duration(backoff.get(&key));
+            drop(backoff);
+            let message = format!("back-off {delay} restarting failed container={name} pod={}", pod_full_name(pod));
+            state.reasons.insert(name.clone(), Reason { reason: "CrashLoopBackOff".into(), message });
+            if state.announced.insert(p.id.clone()) {
+                let text = format!("Back-off restarting failed container {name} in pod {}", pod_full_name(pod));
+                ctx.recorder.pod_event(pod, Some((&name, is_init)), "Warning", "BackOff", &text);
+            }
+            return;
+        }
+        backoff.next(&key, p.finished_at, now);
+    }
+    let image_ref = match ensure_image(ctx, state, pod, spec, is_init).await {
+        Ok(r) => r,
+        Err(reason) => {
+            state.reasons.insert(name, reason);
+            return;
+        }
+    };
+    let fail = |state: &mut WorkerState, reason: &str, message: String| {
+        ctx.recorder.pod_event(pod, Some((&name, is_init)), "Warning", "Failed", &format!("Error: {message}"));
+        state.reasons.insert(name.clone(), Reason { reason: reason.into(), message });
+    };
+    let services: Vec<Arc<Service>> = ctx.services.state();
+    let sources = EnvSources {
+        client: &ctx.client,
+        services: &services,
+        allocatable: ctx.allocatable,
+        host_ip: ctx.node_ip.clone(),
+        pod_ips: if config::host_network(pod) { vec![ctx.node_ip.clone()] } else { vec![sandbox.ip.clone()].into_iter().filter(|i| !i.is_empty()).collect() },
+    };
+    let env = match env::container_env(&sources, pod, spec).await {
+        Ok(env) => env,
+        Err(e) => return fail(state, "CreateContainerConfigError", e.0),
+    };
+    let (command, args) = env::expand_command(spec, &env);
+    let qos = resources::qos_class(pod);
+    let inputs = ContainerInputs {
+        attempt,
+        restart_count,
+        image_ref,
+        env,
+        command,
+        args,
+        mounts: Vec::new(),
+        resources: resources::linux_resources(spec, &qos, ctx.allocatable.memory_bytes),
+    };
+    let log_dir = config::log_directory(&ctx.pods_dir, pod).join(&name);
+    if let Err(e) = std::fs::create_dir_all(&log_dir) {
+        return fail(state, "CreateContainerError", format!("cannot create {}: {e}", log_dir.display()));
+    }
+    let request = api::CreateContainerRequest {
+        pod_sandbox_id: sandbox.id.clone(),
+        config: Some(config::container_config(pod, spec, inputs)),
+        sandbox_config: Some(sandbox_config(ctx, pod, sandbox.attempt)),
+    };
+    let mut client = ctx.cri.runtime.clone();
+    let id = match tokio::time::timeout(runtime::CALL_TIMEOUT, client.create_container(request)).await {
+        Ok(Ok(r)) => r.into_inner().container_id,
+        Ok(Err(s)) => return fail(state, "CreateContainerError", s.message().to_owned()),
+        Err(_) => return fail(state, "CreateContainerError", "context deadline exceeded".into()),
+    };
+    ctx.recorder.pod_event(pod, Some((&name, is_init)), "Normal", "Created", &format!("Created container: {name}"));
+    let request = api::StartContainerRequest { container_id: id.clone() };
+    match tokio::time::timeout(runtime::CALL_TIMEOUT, client.start_container(request)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(s)) => return fail(state, "RunContainerError", s.message().to_owned()),
+        Err(_) => return fail(state, "RunContainerError", "context deadline exceeded".into()),
+    }
+    ctx.recorder.pod_event(pod, Some((&name, is_init)), "Normal", "Started", &format!("Started container {name}"));
+    state.reasons.remove(&name);
+    run_post_start(ctx, state, pod, spec, &id).await;
+    // Keep the container before this one (for `kubectl logs --previous`); remove older ones.
+    for old in rt.containers.iter().filter(|c| c.name == name && c.state == State::Exited).skip(1) {
+        let _ = runtime::remove_container(&ctx.cri, &old.id).await;
+    }
+}
+
+/// Runs the postStart exec hook; a failure kills the container (upstream
+/// FailedPostStartHook).
+async fn run_post_start(ctx: &Context, state: &mut WorkerState, pod: &Pod, spec: &Container, id: &str) {
+    let Some(exec) = spec.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()).and_then(|h| h.exec.as_ref()) else { return };
+    let command = exec.command.clone().unwrap_or_default();
+    let result = runtime::exec_sync(&ctx.cri, id, command, grace_secs(pod, None)).await;
+    let message = match result {
+        Ok((0, _)) => return,
+        Ok((code, out)) => format!("command {:?} exited with {code}: {out}", exec.command.clone().unwrap_or_default().join(" ")),
+        Err(e) => e.to_string(),
+    };
+    ctx.recorder.pod_event(pod, Some((&spec.name, false)), "Warning", "FailedPostStartHook", &format!("PostStartHook failed: {message}"));
+    let _ = runtime::stop_container(&ctx.cri, id, grace_secs(pod, None)).await;
+    state.reasons.insert(spec.name.clone(), Reason { reason: "PostStartHookError".into(), message });
+}
+
+/// Makes sure the container's image is present per its pull policy; returns the reference
+/// to create the container from, or the waiting reason.
+async fn ensure_image(ctx: &Context, state: &mut WorkerState, pod: &Pod, spec: &Container, is_init: bool) -> Result<String, Reason> {
+    let image = spec.image.clone().unwrap_or_default();
+    let target = Some((spec.name.as_str(), is_init));
+    if image.is_empty() {
+        return Err(Reason { reason: "InvalidImageName".into(), message: "Failed to apply default image tag \"\": couldn't parse image name \"\": invalid reference format".into() });
+    }
+    let policy = config::pull_policy(spec);
+    let mut images = ctx.cri.image.clone();
+    let status_request = api::ImageStatusRequest { image: Some(api::ImageSpec { image: image.clone(), ..Default::default() }), verbose: false };
+    let present = match tokio::time::timeout(runtime::CALL_TIMEOUT, images.image_status(status_request)).await {
+        Ok(Ok(r)) => r.into_inner().image.map(|i| i.id),
+        _ => None,
+    };
+    if let (Some(id), true) = (&present, policy != "Always") {
+        ctx.recorder.pod_event(pod, target, "Normal", "Pulled", &format!("Container image \"{image}\" already present on machine"));
+        return Ok(id.clone());
+    }
+    if policy == "Never" {
+        let message = format!("Container image \"{image}\" is not present with pull policy of Never");
+        ctx.recorder.pod_event(pod, target, "Warning", "ErrImageNeverPull", &message);
+        return Err(Reason { reason: "ErrImageNeverPull".into(), message });
+    }
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let key = format!("{uid}/image/{image}");
+    let now = crate::clock::now_nanos();
+    if ctx.backoff.lock().expect("back-off lock poisoned").in_backoff_since_update(&key, now) {
+        ctx.recorder.pod_event(pod, target, "Normal", "BackOff", &format!("Back-off pulling image \"{image}\""));
+        let last = state.pull_errors.get(&image).cloned().unwrap_or_default();
+        return Err(Reason { reason: "ImagePullBackOff".into(), message: format!("Back-off pulling image \"{image}\": ErrImagePull: {last}") });
+    }
+    ctx.recorder.pod_event(pod, target, "Normal", "Pulling", &format!("Pulling image \"{image}\""));
+    let auth = pull_auth(ctx, pod, &image).await;
+    let started = tokio::time::Instant::now();
+    let request = api::PullImageRequest { image: Some(api::ImageSpec { image: image.clone(), ..Default::default() }), auth, sandbox_config: None };
+    let result = match tokio::time::timeout(PULL_TIMEOUT, images.pull_image(request)).await {
+        Ok(Ok(r)) => Ok(r.into_inner().image_ref),
+        Ok(Err(s)) => Err(format!("rpc error: code = {:?} desc = {}", s.code(), s.message())),
+        Err(_) => Err("context deadline exceeded".to_owned()),
+    };
+    match result {
+        Ok(image_ref) => {
+            state.pull_errors.remove(&image);
+            let took = started.elapsed().as_secs_f64();
+            ctx.recorder.pod_event(pod, target, "Normal", "Pulled", &format!("Successfully pulled image \"{image}\" in {took:.3}s ({took:.3}s including waiting)"));
+            Ok(image_ref)
+        }
+        Err(e) => {
+            ctx.backoff.lock().expect("back-off lock poisoned").next(&key, now, now);
+            let message = format!("Failed to pull image \"{image}\": {e}");
+            state.pull_errors.insert(image.clone(), message.clone());
+            ctx.recorder.pod_event(pod, target, "Warning", "Failed", &message);
+            ctx.recorder.pod_event(pod, target, "Warning", "Failed", "Error: ErrImagePull");
+            Err(Reason { reason: "ErrImagePull".into(), message })
+        }
+    }
+}
+
+/// Registry credentials from the pod's imagePullSecrets.
+async fn pull_auth(ctx: &Context, pod: &Pod, image: &str) -> Option<api::AuthConfig> {
+    let names: Vec<String> = pod.spec.as_ref()?.image_pull_secrets.iter().flatten().map(|r| r.name.clone()).collect();
+    if names.is_empty() {
+        return None;
+    }
+    let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut configs = Vec::new();
+    for n in names {
+        if let Ok(Some(s)) = secrets.get_opt(&n).await {
+            let data = s.data.unwrap_or_default();
+            for key in [".dockerconfigjson", ".dockercfg"] {
+                if let Some(v) = data.get(key) {
+                    configs.push(v.0.clone());
+                }
+            }
+        }
+    }
+    config::auth_for(image, &configs)
+}
+
+/// Computes the status and writes it through `pods/status` when it changed.
+async fn write_status(ctx: &Context, state: &mut WorkerState, pod: &Pod, rt: &PodRuntime) {
+    let readiness = HashMap::new();
+    let qos = resources::qos_class(pod);
+    let status = status::pod_status(&status::Inputs {
+        pod,
+        runtime: rt,
+        reasons: &state.reasons,
+        readiness: &readiness,
+        host_ip: &ctx.node_ip,
+        qos_class: &qos,
+        now: Time(crate::clock::now()),
+    });
+    put_status(ctx, state, pod, status).await;
+}
+
+async fn put_status(ctx: &Context, state: &mut WorkerState, pod: &Pod, status: PodStatus) {
+    let Ok(value) = serde_json::to_value(&status) else { return };
+    let current = pod.status.as_ref().and_then(|s| serde_json::to_value(s).ok());
+    if state.last_written.as_ref() == Some(&value) || (state.last_written.is_none() && current.as_ref() == Some(&value)) {
+        return;
+    }
+    let (ns, name, _) = config::pod_identity(pod);
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let patch: json_patch::Patch = match serde_json::from_value(serde_json::json!([{"op": "add", "path": "/status", "value": value}])) {
+        Ok(p) => p,
+        Err(_) => return,
+    };
+    match api.patch_status(&name, &PatchParams::default(), &Patch::<()>::Json(patch)).await {
+        Ok(_) => state.last_written = Some(value),
+        Err(e) => tracing::debug!(pod = %format!("{ns}/{name}"), error = %e, "pod status not written"),
+    }
+}
+
+/// Writes a rejection status (phase Failed with reason and message), as upstream's admission.
+pub async fn reject(ctx: &Context, pod: &Pod, reason: &str, message: &str) {
+    ctx.recorder.pod_event(pod, None, "Warning", reason, message);
+    let old = pod.status.clone().unwrap_or_default();
+    let status = PodStatus {
+        phase: Some("Failed".into()),
+        reason: Some(reason.into()),
+        message: Some(format!("Pod was rejected: {message}")),
+        conditions: old.conditions,
+        start_time: old.start_time.or_else(|| Some(Time(crate::clock::now()))),
+        qos_class: Some(resources::qos_class(pod)),
+        host_ip: Some(ctx.node_ip.clone()),
+        ..Default::default()
+    };
+    put_status(ctx, &mut WorkerState::default(), pod, status).await;
+}
+
+/// Stops every container (preStop hooks first) and sandbox of the pod.
+async fn stop_all(ctx: &Context, pod: &Pod, rt: &PodRuntime, grace: i64) {
+    let stops = rt.running().map(|c| stop_one(ctx, pod, c, grace));
+    futures::future::join_all(stops).await;
+    for s in rt.sandboxes.iter().filter(|s| s.ready) {
+        let _ = runtime::stop_sandbox(&ctx.cri, &s.id).await;
+    }
+}
+
+async fn stop_one(ctx: &Context, pod: &Pod, c: &ContainerInfo, grace: i64) {
+    let spec = pod.spec.as_ref().and_then(|s| s.containers.iter().chain(s.init_containers.iter().flatten()).find(|x| x.name == c.name));
+    let is_init = pod.spec.as_ref().is_some_and(|s| s.init_containers.iter().flatten().any(|x| x.name == c.name));
+    ctx.recorder.pod_event(pod, Some((&c.name, is_init)), "Normal", "Killing", &format!("Stopping container {}", c.name));
+    let started = tokio::time::Instant::now();
+    if let Some(exec) = spec.and_then(|s| s.lifecycle.as_ref()).and_then(|l| l.pre_stop.as_ref()).and_then(|h| h.exec.as_ref()) {
+        let command = exec.command.clone().unwrap_or_default();
+        match runtime::exec_sync(&ctx.cri, &c.id, command, grace).await {
+            Ok((0, _)) => {}
+            Ok((code, out)) => {
+                let m = format!("PreStopHook failed: command exited with {code}: {out}");
+                ctx.recorder.pod_event(pod, Some((&c.name, is_init)), "Warning", "FailedPreStopHook", &m);
+            }
+            Err(e) => ctx.recorder.pod_event(pod, Some((&c.name, is_init)), "Warning", "FailedPreStopHook", &format!("PreStopHook failed: {e}")),
+        }
+    }
+    let remaining = (grace - started.elapsed().as_secs() as i64).max(MIN_GRACE_SECS);
+    if let Err(e) = runtime::stop_container(&ctx.cri, &c.id, remaining).await {
+        tracing::warn!(container = %c.id, error = %e, "stopping container failed");
+    }
+}
+
+/// Stops the pod gracefully, removes its sandboxes, cgroups and logs.
+pub async fn kill_pod(ctx: &Context, pod: &Pod, grace_override: Option<i64>) {
+    let (ns, name, uid) = config::pod_identity(pod);
+    let Ok(rt) = runtime::pod_runtime(&ctx.cri, &uid).await else {
+        tracing::warn!(pod = %format!("{ns}/{name}"), "cannot read runtime state to stop the pod");
+        return;
+    };
+    stop_all(ctx, pod, &rt, grace_secs(pod, grace_override)).await;
+    for s in &rt.sandboxes {
+        if let Err(e) = runtime::remove_sandbox(&ctx.cri, &s.id).await {
+            tracing::warn!(pod = %format!("{ns}/{name}"), error = %e, "removing sandbox failed");
+        }
+    }
+    runtime::remove_pod_cgroups(&cgroup_parent(pod));
+    let _ = std::fs::remove_dir_all(config::log_directory(&ctx.pods_dir, pod));
+    ctx.backoff.lock().expect("back-off lock poisoned").forget_prefix(&uid);
+}
+
+/// Deletes the pod object with grace 0 once its containers are gone (upstream status
+/// manager's final delete), guarded by its uid.
+async fn delete_from_api(ctx: &Context, pod: &Pod) {
+    let (ns, name, uid) = config::pod_identity(pod);
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let params = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions { uid: Some(uid), resource_version: None }),
+        ..Default::default()
+    };
+    match api.delete(&name, &params).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+        Err(e) => tracing::warn!(pod = %format!("{ns}/{name}"), error = %e, "deleting pod failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_print_like_go() {
+        assert_eq!(go_duration(Duration::from_secs(10)), "10s");
+        assert_eq!(go_duration(Duration::from_secs(80)), "1m20s");
+        assert_eq!(go_duration(Duration::from_secs(300)), "5m0s");
+    }
+}
