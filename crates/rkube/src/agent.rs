@@ -49,17 +49,24 @@ pub struct NodeArgs {
     pub kubelet_port: u16,
 }
 
-/// The host's first non-loopback IPv4 address (127.0.0.1 when it has none).
-pub fn default_node_ip() -> IpAddr {
+/// The default cluster CIDR, whose addresses (rkube's own bridge) are never the node IP.
+const CLUSTER_CIDR: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 42, 0, 0), 16);
+
+/// The host's first non-loopback IPv4 address outside `cluster_cidr` (the pod bridge has an
+/// address there), 127.0.0.1 when it has none.
+pub fn default_node_ip(cluster_cidr: (Ipv4Addr, u8)) -> IpAddr {
+    let mask = u32::MAX << (32 - cluster_cidr.1.clamp(1, 32));
+    let in_cluster = |ip: &Ipv4Addr| u32::from(*ip) & mask == u32::from(cluster_cidr.0) & mask;
     rkube_pki::host_addresses()
         .into_iter()
-        .find(|ip| ip.is_ipv4() && !ip.is_loopback())
+        .find(|ip| matches!(ip, IpAddr::V4(v4) if !v4.is_loopback() && !in_cluster(v4)))
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
 /// The kubelet config for these flags, validated.
-pub fn kubelet_config(args: &NodeArgs, data_dir: &Path) -> anyhow::Result<rkube_kubelet::Config> {
-    let mut config = rkube_kubelet::Config::new(data_dir.to_path_buf(), args.node_ip.unwrap_or_else(default_node_ip));
+pub fn kubelet_config(args: &NodeArgs, data_dir: &Path, cluster_cidr: Option<(Ipv4Addr, u8)>) -> anyhow::Result<rkube_kubelet::Config> {
+    let node_ip = args.node_ip.unwrap_or_else(|| default_node_ip(cluster_cidr.unwrap_or(CLUSTER_CIDR)));
+    let mut config = rkube_kubelet::Config::new(data_dir.to_path_buf(), node_ip);
     if let Some(name) = &args.node_name {
         if name.is_empty() || name.len() > 253 || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.') {
             bail!("invalid --node-name {name:?}: must be a lower-case DNS subdomain");
@@ -99,7 +106,7 @@ async fn client(args: &AgentArgs, data_dir: &Path) -> anyhow::Result<kube::Clien
 /// `rkube agent` / `rkube kubelet`: runs the kubelet until SIGINT/SIGTERM.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let data_dir = args.node.data_dir.clone().unwrap_or_else(crate::server::default_data_dir);
-    let config = kubelet_config(&args.node, &data_dir)?;
+    let config = kubelet_config(&args.node, &data_dir, None)?;
     let client = client(&args, &data_dir).await?;
     let shutdown = CancellationToken::new();
     crate::components::cancel_on_signal(shutdown.clone());

@@ -253,7 +253,7 @@ pub async fn run(args: ServerArgs, full_server: bool) -> anyhow::Result<()> {
                 node_ip: a.node_ip,
                 kubelet_port: a.kubelet_port,
             };
-            Some(crate::agent::kubelet_config(&node, &data_dir)?)
+            Some(crate::agent::kubelet_config(&node, &data_dir, Some(cluster_cidr))?)
         }
         false => None,
     };

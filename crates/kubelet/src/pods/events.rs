@@ -4,7 +4,9 @@
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{Api, PostParams};
+use std::collections::HashMap;
+
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use tokio::sync::mpsc;
 
 /// Events queued at most.
@@ -65,15 +67,62 @@ impl Recorder {
     }
 }
 
+/// Events remembered for aggregation; the memory is dropped when it grows past this.
+const REMEMBERED: usize = 4096;
+
+/// What makes two events "the same" for aggregation (client-go's EventCorrelator key).
+fn aggregation_key(e: &Event) -> String {
+    let o = &e.involved_object;
+    [o.namespace.as_deref(), o.name.as_deref(), o.uid.as_deref(), o.field_path.as_deref(), e.type_.as_deref(), e.reason.as_deref(), e.message.as_deref()]
+        .map(|s| s.unwrap_or(""))
+        .join("\u{1f}")
+}
+
+/// What to write for an event: a new object, or one more occurrence of an earlier one.
+enum Write {
+    Create(Box<Event>),
+    Repeat { namespace: String, name: String, count: i32, last: Time },
+}
+
 async fn write_events(client: kube::Client, rx: mpsc::Receiver<Event>) {
+    let mut seen: HashMap<String, (String, i32)> = HashMap::new();
     let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
     stream
-        .map(|e| {
+        .map(move |e| {
+            // Repeats of an event become a count on the first one, as upstream's recorder does
+            // (`kubectl describe` shows "x5 over 2m").
+            if seen.len() > REMEMBERED {
+                seen.clear();
+            }
+            let key = aggregation_key(&e);
+            let namespace = e.metadata.namespace.clone().unwrap_or_default();
+            match seen.get_mut(&key) {
+                Some((name, count)) => {
+                    *count += 1;
+                    let last = e.last_timestamp.clone().unwrap_or_else(|| Time(crate::clock::now()));
+                    Write::Repeat { namespace, name: name.clone(), count: *count, last }
+                }
+                None => {
+                    seen.insert(key, (e.metadata.name.clone().unwrap_or_default(), 1));
+                    Write::Create(Box::new(e))
+                }
+            }
+        })
+        .map(|w| {
             let client = client.clone();
             async move {
-                let ns = e.metadata.namespace.clone().unwrap_or_default();
-                let api: Api<Event> = Api::namespaced(client, &ns);
-                if let Err(err) = api.create(&PostParams::default(), &e).await {
+                let result = match w {
+                    Write::Create(e) => {
+                        let api: Api<Event> = Api::namespaced(client, e.metadata.namespace.as_deref().unwrap_or_default());
+                        api.create(&PostParams::default(), &e).await.map(|_| ())
+                    }
+                    Write::Repeat { namespace, name, count, last } => {
+                        let api: Api<Event> = Api::namespaced(client, &namespace);
+                        let body = serde_json::json!({"count": count, "lastTimestamp": last});
+                        api.patch(&name, &PatchParams::default(), &Patch::Merge(&body)).await.map(|_| ())
+                    }
+                };
+                if let Err(err) = result {
                     tracing::debug!(error = %err, "event not written");
                 }
             }

@@ -55,7 +55,16 @@ struct WorkerState {
     announced: HashSet<String>,
     /// Last image pull error per image (for ImagePullBackOff's message).
     pull_errors: HashMap<String, String>,
+    /// Container name → when a start that failed may be tried again (upstream pod workers
+    /// requeue a failed sync after 10 s).
+    retry_at: HashMap<String, tokio::time::Instant>,
 }
+
+/// The `retry_at` key of sandbox creation (not a valid container name).
+const SANDBOX_KEY: &str = "/sandbox";
+
+/// Upstream's pod worker back-off after a failed sync.
+const SYNC_RETRY: Duration = Duration::from_secs(10);
 
 /// Runs the worker of one pod until the pod is gone (deleted and cleaned up) or `shutdown`.
 /// `None` on the channel means the pod vanished from the API.
@@ -163,7 +172,15 @@ async fn converge(ctx: &Context, state: &mut WorkerState, pod: &Arc<Pod>, rt: &P
         if rt.sandbox().is_some() && pod_done(pod, &rt) {
             return Ok(false);
         }
-        create_sandbox(ctx, pod, &rt).await?;
+        // A failed sandbox is retried after the pod worker's back-off, not every second.
+        if state.retry_at.get(SANDBOX_KEY).is_some_and(|t| *t > tokio::time::Instant::now()) {
+            return Ok(false);
+        }
+        if let Err(e) = create_sandbox(ctx, pod, &rt).await {
+            state.retry_at.insert(SANDBOX_KEY.into(), tokio::time::Instant::now() + SYNC_RETRY);
+            return Err(e);
+        }
+        state.retry_at.remove(SANDBOX_KEY);
         rt = runtime::pod_runtime(&ctx.cri, pod.metadata.uid.as_deref().unwrap_or("")).await?;
         changed = true;
     }
@@ -278,6 +295,9 @@ async fn start_container(
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let name = spec.name.clone();
     let prev = rt.latest(&name);
+    if state.retry_at.get(&name).is_some_and(|t| *t > tokio::time::Instant::now()) {
+        return;
+    }
     let (attempt, restart_count) = prev.map(|p| (p.attempt + 1, p.restart_count + 1)).unwrap_or((0, 0));
     let key = format!("{uid}/{name}");
     if let Some(p) = prev.filter(|p| p.state == State::Exited) {
@@ -299,6 +319,9 @@ async fn start_container(
     let image_ref = match ensure_image(ctx, state, pod, spec, is_init).await {
         Ok(r) => r,
         Err(reason) => {
+            if reason.reason != "ImagePullBackOff" && reason.reason != "ErrImagePull" {
+                state.retry_at.insert(name.clone(), tokio::time::Instant::now() + SYNC_RETRY);
+            }
             state.reasons.insert(name, reason);
             return;
         }
@@ -306,6 +329,7 @@ async fn start_container(
     let fail = |state: &mut WorkerState, reason: &str, message: String| {
         ctx.recorder.pod_event(pod, Some((&name, is_init)), "Warning", "Failed", &format!("Error: {message}"));
         state.reasons.insert(name.clone(), Reason { reason: reason.into(), message });
+        state.retry_at.insert(name.clone(), tokio::time::Instant::now() + SYNC_RETRY);
     };
     let services: Vec<Arc<Service>> = ctx.services.state();
     let sources = EnvSources {
@@ -355,6 +379,7 @@ async fn start_container(
     }
     ctx.recorder.pod_event(pod, Some((&name, is_init)), "Normal", "Started", &format!("Started container {name}"));
     state.reasons.remove(&name);
+    state.retry_at.remove(&name);
     run_post_start(ctx, state, pod, spec, &id).await;
     // Keep the container before this one (for `kubectl logs --previous`); remove older ones.
     for old in rt.containers.iter().filter(|c| c.name == name && c.state == State::Exited).skip(1) {

@@ -22,3 +22,4 @@ mod server_side_apply;
 mod validation;
 mod python_client;
 mod scheduling;
+mod kubelet;

@@ -1,0 +1,224 @@
+//! The kubelet inside `rkube server`: real containerd, runc and CNI, driven by kubectl.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::harness::{eventually, json, Cluster};
+
+/// A server with its agent, once its node is Ready.
+fn cluster() -> Cluster {
+    let c = Cluster::start_agent();
+    let node = c.node_name();
+    let ready = eventually(Duration::from_secs(60), || {
+        c.kubectl(&["get", "node", &node, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"]).stdout == "True"
+    });
+    assert!(ready, "node {node} never became Ready: {}", c.kubectl(&["get", "nodes", "-o", "yaml"]).stdout);
+    c
+}
+
+fn field(c: &Cluster, pod: &str, path: &str) -> String {
+    c.kubectl(&["get", "pod", pod, "-o", &format!("jsonpath={path}")]).stdout
+}
+
+/// The STATUS column of `kubectl get pod`, as a user reads it.
+fn status_column(c: &Cluster, pod: &str) -> String {
+    let out = c.kubectl(&["get", "pod", pod, "--no-headers"]).stdout;
+    out.split_whitespace().nth(2).unwrap_or_default().to_owned()
+}
+
+#[track_caller]
+fn wait_status(c: &Cluster, pod: &str, want: &str) {
+    let ok = eventually(Duration::from_secs(60), || status_column(c, pod) == want);
+    assert!(ok, "pod {pod} never showed {want}: {}", c.kubectl(&["get", "pod", pod, "-o", "yaml"]).stdout);
+}
+
+fn log_file(c: &Cluster, pod: &str, container: &str, attempt: u32) -> PathBuf {
+    let uid = field(c, pod, "{.metadata.uid}");
+    c.data_dir().join("agent/pods").join(format!("default_{pod}_{uid}")).join(container).join(format!("{attempt}.log"))
+}
+
+#[test]
+fn kubectl_run_starts_a_real_container_with_a_pod_ip_on_a_ready_node() {
+    let c = cluster();
+    let node = c.node_name();
+    let nodes = c.k(&["get", "nodes", "--no-headers"]);
+    assert!(nodes.lines().any(|l| l.starts_with(&node) && l.split_whitespace().nth(1) == Some("Ready")), "{nodes}");
+    let info = json(&c.k(&["get", "node", &node, "-o", "json"]));
+    assert_eq!(info["status"]["nodeInfo"]["containerRuntimeVersion"].as_str().unwrap_or("").split("://").next(), Some("containerd"));
+    assert_ne!(info["status"]["capacity"]["memory"], serde_json::Value::Null);
+    assert_eq!(info["status"]["capacity"]["pods"], "110");
+    let lease = c.k(&["get", "lease", "-n", "kube-node-lease", &node, "-o", "jsonpath={.spec.holderIdentity}"]);
+    assert_eq!(lease, node);
+
+    c.k(&["run", "bb", "--image=rkube.local/busybox:1.35", "--", "sh", "-c", "echo hello; sleep 3600"]);
+    wait_status(&c, "bb", "Running");
+    let ready = c.k(&["get", "pod", "bb", "--no-headers"]);
+    assert_eq!(ready.split_whitespace().nth(1), Some("1/1"), "{ready}");
+    assert!(field(&c, "bb", "{.status.podIP}").starts_with("10.42."), "{}", c.k(&["get", "pod", "bb", "-o", "yaml"]));
+    assert!(field(&c, "bb", "{.status.containerStatuses[0].containerID}").starts_with("containerd://"));
+    assert_eq!(field(&c, "bb", "{.status.qosClass}"), "BestEffort");
+    let log = log_file(&c, "bb", "bb", 0);
+    let printed = eventually(Duration::from_secs(10), || std::fs::read_to_string(&log).unwrap_or_default().contains(" stdout F hello"));
+    assert!(printed, "no hello in {}", log.display());
+    let events = c.k(&["get", "events", "--field-selector", "involvedObject.name=bb", "-o", "jsonpath={.items[*].reason}"]);
+    for reason in ["Pulled", "Created", "Started"] {
+        assert!(events.contains(reason), "no {reason} event: {events}");
+    }
+}
+
+#[test]
+fn a_failing_container_shows_error_then_crash_loop_back_off_with_growing_restarts() {
+    let c = cluster();
+    c.k(&["run", "crash", "--image=rkube.local/busybox:1.35", "--", "sh", "-c", "echo bye; exit 1"]);
+    let looping = eventually(Duration::from_secs(60), || {
+        status_column(&c, "crash") == "CrashLoopBackOff" && field(&c, "crash", "{.status.containerStatuses[0].restartCount}").parse::<i32>().unwrap_or(0) >= 2
+    });
+    assert!(looping, "{}", c.kubectl(&["get", "pod", "crash", "-o", "yaml"]).stdout);
+    let last = field(&c, "crash", "{.status.containerStatuses[0].lastState.terminated.reason}/{.status.containerStatuses[0].lastState.terminated.exitCode}");
+    assert_eq!(last, "Error/1");
+    let message = field(&c, "crash", "{.status.containerStatuses[0].state.waiting.message}");
+    assert!(message.starts_with("back-off ") && message.contains("restarting failed container=crash pod=crash_default("), "{message}");
+    let events = c.k(&["get", "events", "--field-selector", "involvedObject.name=crash,reason=BackOff", "-o", "name"]);
+    assert!(!events.trim().is_empty(), "no BackOff event");
+
+    // restartPolicy Never: one run, then Error for good; a clean exit is Completed.
+    c.k(&["run", "once", "--restart=Never", "--image=rkube.local/busybox:1.35", "--", "sh", "-c", "exit 3"]);
+    c.k(&["run", "done", "--restart=Never", "--image=rkube.local/busybox:1.35", "--", "true"]);
+    wait_status(&c, "once", "Error");
+    wait_status(&c, "done", "Completed");
+    assert_eq!(field(&c, "once", "{.status.phase}"), "Failed");
+    assert_eq!(field(&c, "done", "{.status.phase}"), "Succeeded");
+    assert_eq!(field(&c, "once", "{.status.containerStatuses[0].restartCount}"), "0");
+}
+
+const BAD_PODS: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: cfg}
+spec:
+  containers:
+  - name: c
+    image: rkube.local/busybox:1.35
+    command: [sleep, "3600"]
+    env:
+    - name: X
+      valueFrom: {configMapKeyRef: {name: missing, key: k}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: nopull}
+spec:
+  containers:
+  - {name: c, image: "rkube.local/nothere:1", imagePullPolicy: Never}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: init}
+spec:
+  initContainers:
+  - {name: i, image: rkube.local/busybox:1.35, command: [sh, -c, "sleep 2"]}
+  containers:
+  - name: c
+    image: rkube.local/busybox:1.35
+    command: [sh, -c, "echo $(GREETING) from $(POD); sleep 3600"]
+    env:
+    - {name: GREETING, value: hi}
+    - name: POD
+      valueFrom: {fieldRef: {fieldPath: metadata.name}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: host}
+spec:
+  hostNetwork: true
+  containers:
+  - {name: c, image: rkube.local/busybox:1.35, command: [sleep, "3600"]}
+"#;
+
+#[test]
+fn bad_pods_report_their_reasons_without_blocking_good_ones() {
+    let c = cluster();
+    c.apply(BAD_PODS);
+    wait_status(&c, "cfg", "CreateContainerConfigError");
+    assert_eq!(field(&c, "cfg", "{.status.containerStatuses[0].state.waiting.message}"), "configmap \"missing\" not found");
+    wait_status(&c, "nopull", "ErrImageNeverPull");
+    wait_status(&c, "init", "Running");
+    assert_eq!(field(&c, "init", "{.status.initContainerStatuses[0].state.terminated.reason}"), "Completed");
+    let log = log_file(&c, "init", "c", 0);
+    let printed = eventually(Duration::from_secs(10), || std::fs::read_to_string(&log).unwrap_or_default().contains("hi from init"));
+    assert!(printed, "no expanded greeting in {}", log.display());
+    wait_status(&c, "host", "Running");
+    let node_ip = c.k(&["get", "node", &c.node_name(), "-o", "jsonpath={.status.addresses[?(@.type==\"InternalIP\")].address}"]);
+    assert_eq!(field(&c, "host", "{.status.podIP}"), node_ip);
+
+    // A pod bound directly to the node asking for more CPU than it has is rejected.
+    let big = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: big}}\nspec:\n  nodeName: {}\n  containers:\n  - name: c\n    image: rkube.local/busybox:1.35\n    resources: {{requests: {{cpu: \"1000\"}}}}\n",
+        c.node_name()
+    );
+    c.apply(&big);
+    wait_status(&c, "big", "OutOfcpu");
+    assert_eq!(field(&c, "big", "{.status.phase}"), "Failed");
+    assert!(field(&c, "big", "{.status.message}").starts_with("Pod was rejected: Node didn't have enough resource: cpu, requested: 1000000"));
+}
+
+const GRACEFUL: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: graceful}
+spec:
+  terminationGracePeriodSeconds: 20
+  containers:
+  - name: c
+    image: rkube.local/busybox:1.35
+    command: [sh, -c, "trap 'echo got-term; exit 0' TERM; echo started; while true; do sleep 1; done"]
+    lifecycle:
+      preStop:
+        exec: {command: [sh, -c, "echo prestop-ran > /proc/1/fd/1; sleep 1"]}
+"#;
+
+#[test]
+fn deleting_a_pod_runs_pre_stop_then_stops_the_container_and_removes_the_pod() {
+    let c = cluster();
+    c.apply(GRACEFUL);
+    wait_status(&c, "graceful", "Running");
+    let log = log_file(&c, "graceful", "c", 0);
+    assert!(eventually(Duration::from_secs(10), || std::fs::read_to_string(&log).unwrap_or_default().contains("started")));
+    c.k(&["delete", "pod", "graceful", "--wait=false"]);
+    // The log (removed with the pod) shows the hook, then the SIGTERM the container handled.
+    let mut text = String::new();
+    let seen = eventually(Duration::from_secs(30), || {
+        if let Ok(t) = std::fs::read_to_string(&log) {
+            text = t;
+        }
+        text.contains("got-term")
+    });
+    assert!(seen, "no SIGTERM seen in the log: {text}");
+    let hook = text.find("prestop-ran").expect("the preStop hook ran");
+    assert!(hook < text.find("got-term").expect("term"), "preStop must run before SIGTERM: {text}");
+    let gone = eventually(Duration::from_secs(30), || !c.kubectl(&["get", "pod", "graceful"]).ok);
+    assert!(gone, "pod was not removed");
+    let killing = c.k(&["get", "events", "--field-selector", "involvedObject.name=graceful,reason=Killing", "-o", "name"]);
+    assert!(!killing.trim().is_empty(), "no Killing event");
+}
+
+#[test]
+fn restarting_the_server_keeps_running_containers() {
+    let mut c = cluster();
+    c.k(&["run", "keep", "--image=rkube.local/busybox:1.35", "--", "sleep", "3600"]);
+    wait_status(&c, "keep", "Running");
+    let before = field(&c, "keep", "{.status.containerStatuses[0].containerID}");
+    c.stop(true);
+    c.spawn();
+    let node = c.node_name();
+    // The node comes back and the same container is reported again, never restarted.
+    let ready = eventually(Duration::from_secs(60), || {
+        c.kubectl(&["get", "node", &node, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"]).stdout == "True"
+    });
+    assert!(ready);
+    c.k(&["run", "after", "--image=rkube.local/busybox:1.35", "--", "sleep", "3600"]);
+    wait_status(&c, "after", "Running");
+    assert_eq!(field(&c, "keep", "{.status.containerStatuses[0].containerID}"), before);
+    assert_eq!(field(&c, "keep", "{.status.containerStatuses[0].restartCount}"), "0");
+    assert_eq!(status_column(&c, "keep"), "Running");
+}
