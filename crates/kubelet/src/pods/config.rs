@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::core::v1::{Container, Pod, PodSecurityContext, SecurityContext};
 
 use super::runtime::{
-    ANNOTATION_GRACE, ANNOTATION_RESTART_COUNT, LABEL_CONTAINER_NAME, LABEL_MANAGED, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID,
+    ANNOTATION_GRACE, ANNOTATION_IMAGE, ANNOTATION_RESTART_COUNT, LABEL_CONTAINER_NAME, LABEL_MANAGED, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID,
 };
 use crate::cri::api;
 
@@ -175,6 +175,7 @@ pub fn container_config(pod: &Pod, container: &Container, inputs: ContainerInput
     let annotations: HashMap<String, String> = [
         (ANNOTATION_RESTART_COUNT.to_owned(), inputs.restart_count.to_string()),
         (ANNOTATION_GRACE.to_owned(), grace.to_string()),
+        (ANNOTATION_IMAGE.to_owned(), container.image.clone().unwrap_or_default()),
     ]
     .into();
     api::ContainerConfig {

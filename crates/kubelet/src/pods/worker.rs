@@ -201,9 +201,17 @@ async fn converge(ctx: &Context, state: &mut WorkerState, pod: &Arc<Pod>, rt: &P
         }
     }
     for c in &spec.containers {
-        let start = match rt.latest_in(&c.name, &sandbox.id) {
+        let latest = rt.latest_in(&c.name, &sandbox.id).cloned();
+        let start = match latest {
             None => true,
             Some(x) => match x.state {
+                State::Running if x.spec_image.as_ref().is_some_and(|i| Some(i) != c.image.as_ref()) => {
+                    let text = format!("Container {} definition changed, will be restarted", c.name);
+                    ctx.recorder.pod_event(pod, Some((&c.name, false)), "Normal", "Killing", &text);
+                    let _ = runtime::stop_container(&ctx.cri, &x.id, grace_secs(pod, None)).await;
+                    rt = runtime::pod_runtime(&ctx.cri, pod.metadata.uid.as_deref().unwrap_or("")).await?;
+                    true
+                }
                 State::Running => false,
                 State::Created | State::Unknown => {
                     let _ = runtime::stop_container(&ctx.cri, &x.id, 0).await;

@@ -113,6 +113,13 @@ spec:
 ---
 apiVersion: v1
 kind: Pod
+metadata: {name: pullfail}
+spec:
+  containers:
+  - {name: c, image: "127.0.0.1:1/nothere:1"}
+---
+apiVersion: v1
+kind: Pod
 metadata: {name: init}
 spec:
   initContainers:
@@ -142,6 +149,12 @@ fn bad_pods_report_their_reasons_without_blocking_good_ones() {
     wait_status(&c, "cfg", "CreateContainerConfigError");
     assert_eq!(field(&c, "cfg", "{.status.containerStatuses[0].state.waiting.message}"), "configmap \"missing\" not found");
     wait_status(&c, "nopull", "ErrImageNeverPull");
+    // A registry that refuses connections (on loopback): ErrImagePull, then back-off.
+    wait_status(&c, "pullfail", "ImagePullBackOff");
+    let message = field(&c, "pullfail", "{.status.containerStatuses[0].state.waiting.message}");
+    assert!(message.starts_with("Back-off pulling image \"127.0.0.1:1/nothere:1\": ErrImagePull: Failed to pull image"), "{message}");
+    let failed = c.k(&["get", "events", "--field-selector", "involvedObject.name=pullfail,reason=Failed", "-o", "jsonpath={.items[*].message}"]);
+    assert!(failed.contains("Error: ErrImagePull"), "{failed}");
     wait_status(&c, "init", "Running");
     assert_eq!(field(&c, "init", "{.status.initContainerStatuses[0].state.terminated.reason}"), "Completed");
     let log = log_file(&c, "init", "c", 0);
@@ -221,4 +234,13 @@ fn restarting_the_server_keeps_running_containers() {
     assert_eq!(field(&c, "keep", "{.status.containerStatuses[0].containerID}"), before);
     assert_eq!(field(&c, "keep", "{.status.containerStatuses[0].restartCount}"), "0");
     assert_eq!(status_column(&c, "keep"), "Running");
+
+    // A new image restarts the container (the pod object allows changing only that).
+    c.k(&["set", "image", "pod/keep", "keep=rkube.local/pause:1"]);
+    let restarted = eventually(Duration::from_secs(60), || {
+        field(&c, "keep", "{.status.containerStatuses[0].restartCount}/{.status.containerStatuses[0].image}") == "1/rkube.local/pause:1"
+            && status_column(&c, "keep") == "Running"
+    });
+    assert!(restarted, "{}", c.kubectl(&["get", "pod", "keep", "-o", "yaml"]).stdout);
+    assert_ne!(field(&c, "keep", "{.status.containerStatuses[0].containerID}"), before);
 }
