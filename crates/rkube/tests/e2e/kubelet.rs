@@ -244,3 +244,91 @@ fn restarting_the_server_keeps_running_containers() {
     assert!(restarted, "{}", c.kubectl(&["get", "pod", "keep", "-o", "yaml"]).stdout);
     assert_ne!(field(&c, "keep", "{.status.containerStatuses[0].containerID}"), before);
 }
+
+/// `rkube kubelet` as its own process against a server without an agent; on drop it is
+/// killed and every pod sandbox of its containerd removed.
+struct Kubelet {
+    child: Option<std::process::Child>,
+    data_dir: PathBuf,
+    node: String,
+    kubeconfig: PathBuf,
+}
+
+impl Kubelet {
+    fn start(c: &Cluster, data_dir: PathBuf) -> Kubelet {
+        let mut k = Kubelet { child: None, data_dir, node: format!("e2e-kubelet-{}", c.port), kubeconfig: c.kubeconfig() };
+        k.spawn();
+        k
+    }
+
+    fn spawn(&mut self) {
+        let child = std::process::Command::new(crate::harness::rkube_bin())
+            .arg("kubelet")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--node-name", &self.node])
+            .env("RKUBE_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start rkube kubelet");
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Container ids the node's containerd knows (through ctr on its socket).
+    fn containers(&self) -> String {
+        let socket = self.data_dir.join("agent/containerd/containerd.sock");
+        let out = std::process::Command::new("ctr").arg("--address").arg(socket).args(["-n", "k8s.io", "containers", "ls", "-q"]).output();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+    }
+}
+
+impl Drop for Kubelet {
+    fn drop(&mut self) {
+        self.kill();
+        let data_dir = self.data_dir.clone();
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+            runtime.block_on(rkube_kubelet::agent::remove_all_pods(&data_dir))
+        });
+        if !matches!(cleanup.join(), Ok(Ok(_))) {
+            eprintln!("cleaning up the kubelet's pods failed");
+        }
+    }
+}
+
+#[test]
+fn a_kubelet_restarted_after_its_pod_was_deleted_removes_the_leftover_container() {
+    let c = Cluster::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut kubelet = Kubelet::start(&c, dir.path().join("node"));
+    let node = kubelet.node.clone();
+    let ready = eventually(Duration::from_secs(60), || {
+        c.kubectl(&["get", "node", &node, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"]).stdout == "True"
+    });
+    assert!(ready, "node {node} never became Ready");
+    c.k(&["run", "orphan", "--image=rkube.local/busybox:1.35", "--", "sleep", "3600"]);
+    wait_status(&c, "orphan", "Running");
+    let id = field(&c, "orphan", "{.status.containerStatuses[0].containerID}").trim_start_matches("containerd://").to_owned();
+    assert!(kubelet.containers().contains(&id));
+
+    kubelet.kill();
+    c.k(&["delete", "pod", "orphan", "--force", "--grace-period=0"]);
+    kubelet.spawn();
+    // Once the new containerd answers, the container of the deleted pod must go.
+    let socket = kubelet.data_dir.join("agent/containerd/containerd.sock");
+    let answering = || {
+        std::process::Command::new("ctr").arg("--address").arg(&socket).args(["-n", "k8s.io", "version"]).output().is_ok_and(|o| o.status.success())
+    };
+    let gone = eventually(Duration::from_secs(60), || answering() && !kubelet.containers().contains(&id));
+    assert!(gone, "container {id} of the deleted pod is still there: {}", kubelet.containers());
+}
