@@ -200,6 +200,33 @@ pub fn container_config(pod: &Pod, container: &Container, inputs: ContainerInput
     }
 }
 
+/// The kubelet-managed /etc/hosts of a pod (upstream managedHostsFileContent): localhost
+/// entries, the pod's IP with its hostname (and FQDN with a subdomain), then hostAliases.
+pub fn hosts_file(pod: &Pod, pod_ip: &str) -> String {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let hostname = spec.hostname.clone().unwrap_or_else(|| pod.metadata.name.clone().unwrap_or_default());
+    let mut out = String::from(
+        "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n",
+    );
+    if !pod_ip.is_empty() {
+        match spec.subdomain.as_deref().filter(|s| !s.is_empty()) {
+            Some(sub) => {
+                let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+                out.push_str(&format!("{pod_ip}\t{hostname}.{sub}.{ns}.svc.cluster.local\t{hostname}\n"));
+            }
+            None => out.push_str(&format!("{pod_ip}\t{hostname}\n")),
+        }
+    }
+    let aliases = spec.host_aliases.unwrap_or_default();
+    if !aliases.is_empty() {
+        out.push_str("\n# Entries added by HostAliases.\n");
+        for a in aliases {
+            out.push_str(&format!("{}\t{}\n", a.ip, a.hostnames.unwrap_or_default().join("\t")));
+        }
+    }
+    out
+}
+
 /// The image reference with the default tag upstream applies (`:latest` when none).
 pub fn image_with_default_tag(image: &str) -> String {
     let last = image.rsplit('/').next().unwrap_or(image);
@@ -302,6 +329,13 @@ mod tests {
         let host = sandbox_config(&pod(true), 0, Path::new("/l"), "/p");
         assert_eq!(host.hostname, "");
         assert_eq!(host.linux.unwrap().security_context.unwrap().namespace_options.unwrap().network, api::NamespaceMode::Node as i32);
+    }
+
+    #[test]
+    fn hosts_file_names_the_pod() {
+        let text = hosts_file(&pod(false), "10.42.0.7");
+        assert!(text.starts_with("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n"));
+        assert!(text.ends_with("10.42.0.7\tweb\n"), "{text}");
     }
 
     #[test]

@@ -360,7 +360,10 @@ async fn start_container(
         env,
         command,
         args,
-        mounts: Vec::new(),
+        mounts: match etc_hosts_mount(ctx, pod, sandbox) {
+            Ok(m) => m.into_iter().collect(),
+            Err(e) => return fail(state, "CreateContainerError", e),
+        },
         resources: resources::linux_resources(spec, &qos, ctx.allocatable.memory_bytes),
     };
     let log_dir = config::log_directory(&ctx.pods_dir, pod).join(&name);
@@ -393,6 +396,25 @@ async fn start_container(
     for old in rt.containers.iter().filter(|c| c.name == name && c.state == State::Exited).skip(1) {
         let _ = runtime::remove_container(&ctx.cri, &old.id).await;
     }
+}
+
+/// The pod's directory for kubelet-managed files (`<agent dir>/kubelet/pods/<uid>`).
+fn pod_dir(ctx: &Context, pod: &Pod) -> PathBuf {
+    let agent_dir = ctx.pods_dir.parent().map(PathBuf::from).unwrap_or_default();
+    agent_dir.join("kubelet").join("pods").join(pod.metadata.uid.as_deref().unwrap_or(""))
+}
+
+/// Writes the managed hosts file and returns its mount (none for hostNetwork pods, which see
+/// the host's, as upstream). containerd would otherwise copy the host's /etc/hosts.
+fn etc_hosts_mount(ctx: &Context, pod: &Pod, sandbox: &runtime::Sandbox) -> Result<Option<api::Mount>, String> {
+    if config::host_network(pod) {
+        return Ok(None);
+    }
+    let dir = pod_dir(ctx, pod);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join("etc-hosts");
+    std::fs::write(&path, config::hosts_file(pod, &sandbox.ip)).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(Some(api::Mount { container_path: "/etc/hosts".into(), host_path: path.display().to_string(), ..Default::default() }))
 }
 
 /// Runs the postStart exec hook; a failure kills the container (upstream
@@ -589,6 +611,7 @@ pub async fn kill_pod(ctx: &Context, pod: &Pod, grace_override: Option<i64>) {
     }
     runtime::remove_pod_cgroups(&cgroup_parent(pod));
     let _ = std::fs::remove_dir_all(config::log_directory(&ctx.pods_dir, pod));
+    let _ = std::fs::remove_dir_all(pod_dir(ctx, pod));
     ctx.backoff.lock().expect("back-off lock poisoned").forget_prefix(&uid);
 }
 

@@ -50,7 +50,7 @@ fn kubectl_run_starts_a_real_container_with_a_pod_ip_on_a_ready_node() {
     let lease = c.k(&["get", "lease", "-n", "kube-node-lease", &node, "-o", "jsonpath={.spec.holderIdentity}"]);
     assert_eq!(lease, node);
 
-    c.k(&["run", "bb", "--image=rkube.local/busybox:1.35", "--", "sh", "-c", "echo hello; sleep 3600"]);
+    c.k(&["run", "bb", "--image=rkube.local/busybox:1.35", "--", "sh", "-c", "echo hello; cat /etc/hosts; sleep 3600"]);
     wait_status(&c, "bb", "Running");
     let ready = c.k(&["get", "pod", "bb", "--no-headers"]);
     assert_eq!(ready.split_whitespace().nth(1), Some("1/1"), "{ready}");
@@ -60,6 +60,10 @@ fn kubectl_run_starts_a_real_container_with_a_pod_ip_on_a_ready_node() {
     let log = log_file(&c, "bb", "bb", 0);
     let printed = eventually(Duration::from_secs(10), || std::fs::read_to_string(&log).unwrap_or_default().contains(" stdout F hello"));
     assert!(printed, "no hello in {}", log.display());
+    // The kubelet-managed /etc/hosts names the pod.
+    let ip = field(&c, "bb", "{.status.podIP}");
+    let hosts = eventually(Duration::from_secs(10), || std::fs::read_to_string(&log).unwrap_or_default().contains(&format!(" stdout F {ip}\tbb")));
+    assert!(hosts, "no hosts entry for {ip} in {}", std::fs::read_to_string(&log).unwrap_or_default());
     let events = c.k(&["get", "events", "--field-selector", "involvedObject.name=bb", "-o", "jsonpath={.items[*].reason}"]);
     for reason in ["Pulled", "Created", "Started"] {
         assert!(events.contains(reason), "no {reason} event: {events}");
@@ -70,14 +74,22 @@ fn kubectl_run_starts_a_real_container_with_a_pod_ip_on_a_ready_node() {
 fn a_failing_container_shows_error_then_crash_loop_back_off_with_growing_restarts() {
     let c = cluster();
     c.k(&["run", "crash", "--image=rkube.local/busybox:1.35", "--", "sh", "-c", "echo bye; exit 1"]);
+    // One snapshot of the pod in back-off, so every assertion reads the same moment.
+    let mut pod = serde_json::Value::Null;
     let looping = eventually(Duration::from_secs(60), || {
-        status_column(&c, "crash") == "CrashLoopBackOff" && field(&c, "crash", "{.status.containerStatuses[0].restartCount}").parse::<i32>().unwrap_or(0) >= 2
+        pod = json(&c.k(&["get", "pod", "crash", "-o", "json"]));
+        let s = &pod["status"]["containerStatuses"][0];
+        s["state"]["waiting"]["reason"] == "CrashLoopBackOff" && s["restartCount"].as_i64().unwrap_or(0) >= 2
     });
-    assert!(looping, "{}", c.kubectl(&["get", "pod", "crash", "-o", "yaml"]).stdout);
-    let last = field(&c, "crash", "{.status.containerStatuses[0].lastState.terminated.reason}/{.status.containerStatuses[0].lastState.terminated.exitCode}");
-    assert_eq!(last, "Error/1");
-    let message = field(&c, "crash", "{.status.containerStatuses[0].state.waiting.message}");
+    assert!(looping, "{pod:#}");
+    let s = &pod["status"]["containerStatuses"][0];
+    assert_eq!(s["lastState"]["terminated"]["reason"], "Error");
+    assert_eq!(s["lastState"]["terminated"]["exitCode"], 1);
+    let message = s["state"]["waiting"]["message"].as_str().unwrap_or_default();
     assert!(message.starts_with("back-off ") && message.contains("restarting failed container=crash pod=crash_default("), "{message}");
+    assert_eq!(pod["status"]["phase"], "Running");
+    let column = eventually(Duration::from_secs(60), || status_column(&c, "crash") == "CrashLoopBackOff");
+    assert!(column, "kubectl never showed CrashLoopBackOff");
     let events = c.k(&["get", "events", "--field-selector", "involvedObject.name=crash,reason=BackOff", "-o", "name"]);
     assert!(!events.trim().is_empty(), "no BackOff event");
 
@@ -150,8 +162,13 @@ fn bad_pods_report_their_reasons_without_blocking_good_ones() {
     assert_eq!(field(&c, "cfg", "{.status.containerStatuses[0].state.waiting.message}"), "configmap \"missing\" not found");
     wait_status(&c, "nopull", "ErrImageNeverPull");
     // A registry that refuses connections (on loopback): ErrImagePull, then back-off.
-    wait_status(&c, "pullfail", "ImagePullBackOff");
-    let message = field(&c, "pullfail", "{.status.containerStatuses[0].state.waiting.message}");
+    let mut pod = serde_json::Value::Null;
+    let backing_off = eventually(Duration::from_secs(60), || {
+        pod = json(&c.k(&["get", "pod", "pullfail", "-o", "json"]));
+        pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ImagePullBackOff"
+    });
+    assert!(backing_off, "{pod:#}");
+    let message = pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"].as_str().unwrap_or_default().to_owned();
     assert!(message.starts_with("Back-off pulling image \"127.0.0.1:1/nothere:1\": ErrImagePull: Failed to pull image"), "{message}");
     let failed = c.k(&["get", "events", "--field-selector", "involvedObject.name=pullfail,reason=Failed", "-o", "jsonpath={.items[*].message}"]);
     assert!(failed.contains("Error: ErrImagePull"), "{failed}");
