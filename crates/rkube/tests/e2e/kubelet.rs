@@ -189,6 +189,7 @@ fn bad_pods_report_their_reasons_without_blocking_good_ones() {
     c.apply(&big);
     wait_status(&c, "big", "OutOfcpu");
     assert_eq!(field(&c, "big", "{.status.phase}"), "Failed");
+    assert_eq!(field(&c, "big", "{.status.containerStatuses}"), "", "a rejected pod must not run");
     assert!(field(&c, "big", "{.status.message}").starts_with("Pod was rejected: Node didn't have enough resource: cpu, requested: 1000000"));
 }
 
