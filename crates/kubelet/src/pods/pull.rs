@@ -45,7 +45,6 @@ pub(super) async fn ensure_image(ctx: &Context, pull_errors: &mut HashMap<String
     let key = format!("{uid}/image/{image}");
     let now = crate::clock::now_nanos();
     if ctx.backoff.lock().expect("back-off lock poisoned").in_backoff_since_update(&key, now) {
-        ctx.recorder.pod_event(pod, target, "Normal", "BackOff", &format!("Back-off pulling image \"{image}\""));
         let last = pull_errors.get(&image).cloned().unwrap_or_default();
         return Err(Reason { reason: "ImagePullBackOff".into(), message: format!("Back-off pulling image \"{image}\": ErrImagePull: {last}") });
     }

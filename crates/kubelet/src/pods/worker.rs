@@ -328,6 +328,12 @@ async fn start_container(
             if reason.reason != "ImagePullBackOff" && reason.reason != "ErrImagePull" {
                 state.retry_at.insert(name.clone(), tokio::time::Instant::now() + SYNC_RETRY);
             }
+            // One BackOff event per back-off period, not one per sync.
+            let was = state.reasons.get(&name).map(|r| r.reason.as_str());
+            if reason.reason == "ImagePullBackOff" && was != Some("ImagePullBackOff") {
+                let image = spec.image.clone().unwrap_or_default();
+                ctx.recorder.pod_event(pod, Some((&name, is_init)), "Normal", "BackOff", &format!("Back-off pulling image \"{image}\""));
+            }
             state.reasons.insert(name, reason);
             return;
         }

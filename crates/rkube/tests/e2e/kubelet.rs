@@ -64,10 +64,12 @@ fn kubectl_run_starts_a_real_container_with_a_pod_ip_on_a_ready_node() {
     let ip = field(&c, "bb", "{.status.podIP}");
     let hosts = eventually(Duration::from_secs(10), || std::fs::read_to_string(&log).unwrap_or_default().contains(&format!(" stdout F {ip}\tbb")));
     assert!(hosts, "no hosts entry for {ip} in {}", std::fs::read_to_string(&log).unwrap_or_default());
-    let events = c.k(&["get", "events", "--field-selector", "involvedObject.name=bb", "-o", "jsonpath={.items[*].reason}"]);
-    for reason in ["Pulled", "Created", "Started"] {
-        assert!(events.contains(reason), "no {reason} event: {events}");
-    }
+    let mut events = String::new();
+    let all = eventually(Duration::from_secs(10), || {
+        events = c.k(&["get", "events", "--field-selector", "involvedObject.name=bb", "-o", "jsonpath={.items[*].reason}"]);
+        ["Pulled", "Created", "Started"].iter().all(|r| events.contains(r))
+    });
+    assert!(all, "missing Pulled/Created/Started events: {events}");
 }
 
 #[test]
@@ -90,8 +92,10 @@ fn a_failing_container_shows_error_then_crash_loop_back_off_with_growing_restart
     assert_eq!(pod["status"]["phase"], "Running");
     let column = eventually(Duration::from_secs(60), || status_column(&c, "crash") == "CrashLoopBackOff");
     assert!(column, "kubectl never showed CrashLoopBackOff");
-    let events = c.k(&["get", "events", "--field-selector", "involvedObject.name=crash,reason=BackOff", "-o", "name"]);
-    assert!(!events.trim().is_empty(), "no BackOff event");
+    let backoff = eventually(Duration::from_secs(10), || {
+        !c.k(&["get", "events", "--field-selector", "involvedObject.name=crash,reason=BackOff", "-o", "name"]).trim().is_empty()
+    });
+    assert!(backoff, "no BackOff event");
 
     // restartPolicy Never: one run, then Error for good; a clean exit is Completed.
     c.k(&["run", "once", "--restart=Never", "--image=rkube.local/busybox:1.35", "--", "sh", "-c", "exit 3"]);
@@ -170,8 +174,16 @@ fn bad_pods_report_their_reasons_without_blocking_good_ones() {
     assert!(backing_off, "{pod:#}");
     let message = pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"].as_str().unwrap_or_default().to_owned();
     assert!(message.starts_with("Back-off pulling image \"127.0.0.1:1/nothere:1\": ErrImagePull: Failed to pull image"), "{message}");
-    let failed = c.k(&["get", "events", "--field-selector", "involvedObject.name=pullfail,reason=Failed", "-o", "jsonpath={.items[*].message}"]);
-    assert!(failed.contains("Error: ErrImagePull"), "{failed}");
+    let failed = eventually(Duration::from_secs(10), || {
+        c.k(&["get", "events", "--field-selector", "involvedObject.name=pullfail,reason=Failed", "-o", "jsonpath={.items[*].message}"])
+            .contains("Error: ErrImagePull")
+    });
+    assert!(failed, "no Failed event for the image pull");
+    let backoff = eventually(Duration::from_secs(10), || {
+        c.k(&["get", "events", "--field-selector", "involvedObject.name=pullfail,reason=BackOff", "-o", "jsonpath={.items[*].message}"])
+            .contains("Back-off pulling image \"127.0.0.1:1/nothere:1\"")
+    });
+    assert!(backoff, "no BackOff event for the image pull");
     wait_status(&c, "init", "Running");
     assert_eq!(field(&c, "init", "{.status.initContainerStatuses[0].state.terminated.reason}"), "Completed");
     let log = log_file(&c, "init", "c", 0);
@@ -229,8 +241,10 @@ fn deleting_a_pod_runs_pre_stop_then_stops_the_container_and_removes_the_pod() {
     assert!(hook < text.find("got-term").expect("term"), "preStop must run before SIGTERM: {text}");
     let gone = eventually(Duration::from_secs(30), || !c.kubectl(&["get", "pod", "graceful"]).ok);
     assert!(gone, "pod was not removed");
-    let killing = c.k(&["get", "events", "--field-selector", "involvedObject.name=graceful,reason=Killing", "-o", "name"]);
-    assert!(!killing.trim().is_empty(), "no Killing event");
+    let killing = eventually(Duration::from_secs(10), || {
+        !c.k(&["get", "events", "--field-selector", "involvedObject.name=graceful,reason=Killing", "-o", "name"]).trim().is_empty()
+    });
+    assert!(killing, "no Killing event");
 }
 
 #[test]
