@@ -34,6 +34,10 @@ impl Layout {
     pub fn log(&self) -> PathBuf {
         self.dir.join("containerd.log")
     }
+    /// Pid of the containerd rkube started last, so a later start can stop a leftover one.
+    pub fn pid_file(&self) -> PathBuf {
+        self.dir.join("containerd.pid")
+    }
     /// `hosts.toml` files per registry (`certs.d/<host>/hosts.toml`), from registries.yaml.
     pub fn certs_d(&self) -> PathBuf {
         self.dir.join("certs.d")
@@ -123,6 +127,30 @@ fn toml_string(s: &str) -> String {
     out
 }
 
+/// Stops a containerd that a previous rkube started on this layout and left running.
+async fn stop_leftover(layout: &Layout) {
+    let Some(pid) = std::fs::read_to_string(layout.pid_file()).ok().and_then(|s| s.trim().parse::<i32>().ok()) else { return };
+    let is_ours = |pid: i32| {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        text.starts_with("containerd") && text.contains(&layout.config().display().to_string())
+    };
+    if pid <= 1 || !is_ours(pid) {
+        return;
+    }
+    tracing::info!(pid, "stopping a containerd left by a previous run");
+    // SAFETY: kill(2) on a pid whose command line names our own config file.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    for _ in 0..100 {
+        if !is_ours(pid) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
 /// A containerd process started by rkube.
 pub struct Containerd {
     child: tokio::process::Child,
@@ -137,6 +165,7 @@ impl Containerd {
         }
         std::fs::write(layout.config(), config(&layout, options))
             .with_context(|| format!("cannot write {}", layout.config().display()))?;
+        stop_leftover(&layout).await;
         // A socket left by a containerd that died would make the wait below pass at once.
         let _ = std::fs::remove_file(layout.socket());
         let log = std::fs::OpenOptions::new()
@@ -144,15 +173,26 @@ impl Containerd {
             .append(true)
             .open(layout.log())
             .with_context(|| format!("cannot open {}", layout.log().display()))?;
-        let child = tokio::process::Command::new("containerd")
+        let mut command = tokio::process::Command::new("containerd");
+        command
             .arg("-c")
             .arg(layout.config())
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .context("cannot start containerd (is Debian's containerd package installed?)")?;
+            .kill_on_drop(true);
+        // SAFETY: the closure only calls prctl(2), which is async-signal-safe. containerd gets
+        // SIGTERM when rkube dies, even by SIGKILL; its shims keep the containers running.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = command.spawn().context("cannot start containerd (is Debian's containerd package installed?)")?;
+        if let Some(pid) = child.id() {
+            let _ = std::fs::write(layout.pid_file(), pid.to_string());
+        }
         let mut containerd = Containerd { child, layout };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {

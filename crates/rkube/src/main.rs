@@ -1,8 +1,10 @@
 //! `rkube`: the single binary. `rkube server` runs the control plane (API server with the
-//! embedded datastore, the scheduler and the controller manager now; controllers and the agent arrive with their
-//! issues); `rkube apiserver`, `rkube scheduler` and `rkube controller-manager` run one component alone, and
+//! embedded datastore, the scheduler, the controller manager and an agent for this machine);
+//! `rkube apiserver`, `rkube scheduler`, `rkube controller-manager` and `rkube kubelet` run one
+//! component alone, `rkube agent` runs the node agent, and
 //! `rkube sim-nodes` registers simulated nodes for tests and benchmarks.
 
+mod agent;
 mod cron;
 mod encryption;
 mod components;
@@ -22,8 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the control plane on this machine: API server and the embedded datastore
-    /// (and, with later releases, scheduler, controller manager and a local agent).
+    /// Run the control plane on this machine: API server, the embedded datastore, the
+    /// scheduler and an agent (kubelet) for this machine.
     Server(server::ServerArgs),
     /// Run the API server alone (same flags as `server`).
     Apiserver(server::ServerArgs),
@@ -39,6 +41,10 @@ enum Command {
     Images(images::ImagesArgs),
     /// Stop the node's pods, containers, containerd and network setup (like k3s-killall.sh).
     Killall(killall::KillallArgs),
+    /// Run the node agent (kubelet) on this machine against an API server.
+    Agent(agent::AgentArgs),
+    /// Run the kubelet alone against an API server (same flags as `agent`).
+    Kubelet(agent::AgentArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -66,6 +72,7 @@ fn main() -> std::process::ExitCode {
             Command::SimNodes(args) => components::run_sim_nodes(args).await,
             Command::Images(args) => images::run(args).await,
             Command::Killall(args) => killall::run(args).await,
+            Command::Agent(args) | Command::Kubelet(args) => agent::run(args).await,
         }
     });
     match result {

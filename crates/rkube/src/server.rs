@@ -23,10 +23,13 @@ pub struct ServerArgs {
     /// Where to write the admin kubeconfig (default: <data-dir>/kubeconfig.yaml).
     #[arg(long, value_name = "PATH")]
     pub write_kubeconfig: Option<PathBuf>,
-    /// Do not run the agent (kubelet and kube-proxy) on this machine. The agent arrives with
-    /// the kubelet; until then the server never runs one and this flag is accepted for scripts.
+    /// Do not run the agent (kubelet) on this machine: the server is control plane only, and
+    /// pods need `rkube agent` nodes elsewhere.
     #[arg(long)]
     pub disable_agent: bool,
+    /// Flags of the in-process agent (ignored with --disable-agent).
+    #[command(flatten)]
+    pub agent: AgentFlags,
     /// Do not run the scheduler inside the server.
     #[arg(long)]
     pub disable_scheduler: bool,
@@ -59,6 +62,28 @@ pub struct ServerArgs {
     pub min_request_timeout: u64,
     #[command(flatten)]
     pub datastore: DatastoreArgs,
+}
+
+/// The node flags of `rkube agent` that `rkube server` passes to its in-process agent
+/// (the data dir is the server's).
+#[derive(Args, Debug, Clone)]
+pub struct AgentFlags {
+    /// Name of this machine's node (default: the host name).
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// CRI socket of a container runtime to use instead of starting containerd.
+    #[arg(long, value_name = "ENDPOINT")]
+    pub container_runtime_endpoint: Option<String>,
+    /// Pod CIDR of this node when the Node object has none (default: the first /24 of
+    /// --cluster-cidr).
+    #[arg(long, value_name = "CIDR")]
+    pub pod_cidr: Option<String>,
+    /// InternalIP of this node (default: the host's first non-loopback IPv4 address).
+    #[arg(long, value_name = "IP")]
+    pub node_ip: Option<IpAddr>,
+    /// Port of the kubelet's HTTPS server, reported in the node's daemonEndpoints.
+    #[arg(long, value_name = "PORT", default_value_t = 10250)]
+    pub kubelet_port: u16,
 }
 
 /// Datastore flags, named as k3s's (`--datastore-*`) and kube-apiserver's
@@ -226,7 +251,25 @@ pub async fn run(args: ServerArgs, full_server: bool) -> anyhow::Result<()> {
     };
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let service_cidr = parse_cidr(&args.service_cidr)?;
-    parse_cidr(&args.cluster_cidr)?;
+    let cluster_cidr = parse_cidr(&args.cluster_cidr)?;
+    let agent_config = match full_server && !args.disable_agent {
+        true => {
+            let a = &args.agent;
+            let node = crate::agent::NodeArgs {
+                node_name: a.node_name.clone(),
+                data_dir: None,
+                container_runtime_endpoint: a.container_runtime_endpoint.clone(),
+                pod_cidr: Some(a.pod_cidr.clone().unwrap_or_else(|| format!("{}/24", cluster_cidr.0))),
+                node_ip: a.node_ip,
+                kubelet_port: a.kubelet_port,
+                cluster_cidr: args.cluster_cidr.clone(),
+                service_cidr: args.service_cidr.clone(),
+                client_ca_file: None,
+            };
+            Some(crate::agent::kubelet_config(&node, &data_dir, Some(cluster_cidr))?)
+        }
+        false => None,
+    };
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
 
     let service_ip = rkube_pki::first_service_ip(&args.service_cidr).context("service CIDR")?;
@@ -335,6 +378,17 @@ pub async fn run(args: ServerArgs, full_server: bool) -> anyhow::Result<()> {
         });
     }
 
+    if let Some(mut config) = agent_config {
+        config.client_ca_pem = Some(pki.ca_cert_pem.clone());
+        let client = crate::components::client_from_yaml(&pki.kubeconfig(&url)).await.context("agent client")?;
+        let token = shutdown.child_token();
+        components.spawn(async move {
+            if let Err(e) = rkube_kubelet::Kubelet::new(config, client).run(token).await {
+                tracing::error!(error = %format!("{e:#}"), "agent stopped");
+            }
+        });
+    }
+
     let signal = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
@@ -345,8 +399,9 @@ pub async fn run(args: ServerArgs, full_server: bool) -> anyhow::Result<()> {
     signal.await;
     eprintln!("rkube: shutting down");
     shutdown.cancel();
-    if tokio::time::timeout(std::time::Duration::from_secs(5), async { while components.join_next().await.is_some() {} }).await.is_err() {
-        eprintln!("rkube: some components did not stop within 5 s");
+    // The agent needs up to 5 s for its tasks and 5 s to stop containerd.
+    if tokio::time::timeout(std::time::Duration::from_secs(15), async { while components.join_next().await.is_some() {} }).await.is_err() {
+        eprintln!("rkube: some components did not stop within 15 s");
     }
     server.wait().await;
     Ok(())

@@ -10,6 +10,10 @@ pub struct Cluster {
     pub port: u16,
     /// Extra `rkube server` flags (e.g. `--datastore-endpoint URL`), passed on every spawn.
     pub extra_args: Vec<String>,
+    /// Whether the server runs its agent (kubelet + containerd); see [`Cluster::start_agent`].
+    pub agent: bool,
+    /// Held while an agent runs: agents share the machine's pod bridge and pod subnet.
+    agent_lock: Option<std::sync::MutexGuard<'static, ()>>,
     child: Option<Child>,
 }
 
@@ -54,9 +58,33 @@ impl Cluster {
     /// A server on `dir`/data, which may already hold a cluster (e.g. a restored snapshot).
     pub fn start_on(dir: tempfile::TempDir, extra_args: &[&str]) -> Cluster {
         let extra_args = extra_args.iter().map(|a| a.to_string()).collect();
-        let mut c = Cluster { dir, port: free_port(), extra_args, child: None };
+        let mut c = Cluster { dir, port: free_port(), extra_args, agent: false, agent_lock: None, child: None };
         c.spawn();
         c
+    }
+
+    /// A fresh server with its agent: a real kubelet and containerd under the data dir, a
+    /// unique node name (`e2e-<port>`) and a free kubelet port. On drop every sandbox of that
+    /// containerd is stopped and removed and containerd stops. Agents share the machine's pod
+    /// bridge (`rkube0`, one subnet per bridge) and the default pod /24, so agents run one at
+    /// a time: this waits until the previous test's agent cluster is dropped.
+    pub fn start_agent() -> Cluster {
+        static AGENTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let agent_lock = Some(AGENTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        let port = free_port();
+        let node = format!("e2e-{port}");
+        let extra_args = ["--node-name", &node, "--kubelet-port", &free_port().to_string()]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        let mut c = Cluster { dir: tempfile::tempdir().expect("temp dir"), port, extra_args, agent: true, agent_lock, child: None };
+        c.spawn();
+        c
+    }
+
+    /// The agent's node name (with [`Cluster::start_agent`]).
+    pub fn node_name(&self) -> String {
+        format!("e2e-{}", self.port)
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -69,8 +97,13 @@ impl Cluster {
 
     /// Starts the server process on the existing data dir and waits for /readyz.
     pub fn spawn(&mut self) {
-        let mut child = Command::new(rkube_bin())
-            .args(["server", "--disable-agent", "--bind-address", "127.0.0.1", "--https-port"])
+        let mut command = Command::new(rkube_bin());
+        command.arg("server");
+        if !self.agent {
+            command.arg("--disable-agent");
+        }
+        let mut child = command
+            .args(["--bind-address", "127.0.0.1", "--https-port"])
             .arg(self.port.to_string())
             .arg("--data-dir")
             .arg(self.data_dir())
@@ -216,6 +249,21 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop(true);
+        if self.agent {
+            // The killed server's containerd exits with it (parent-death signal); containers
+            // live on in their shims until their sandboxes are removed.
+            let data_dir = self.data_dir();
+            let cleanup = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+                runtime.block_on(rkube_kubelet::agent::remove_all_pods(&data_dir))
+            });
+            match cleanup.join() {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => eprintln!("cleaning up the agent's pods failed: {e:#}"),
+                Err(_) => eprintln!("cleaning up the agent's pods panicked"),
+            }
+            self.agent_lock.take();
+        }
     }
 }
 

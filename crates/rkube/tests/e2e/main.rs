@@ -26,3 +26,4 @@ mod python_client;
 mod scheduling;
 mod streaming;
 mod controllers;
+mod kubelet;

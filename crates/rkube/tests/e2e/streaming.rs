@@ -261,3 +261,49 @@ fn connect_subresource_errors_read_as_upstream() {
     assert_eq!(verbs("pods/portforward"), ["create", "get"]);
     assert_eq!(verbs("nodes/proxy"), ["create", "delete", "get", "patch", "update"]);
 }
+
+/// The acceptance with the real agent: `kubectl run`, then logs, logs -f, exec (the
+/// pod's own hostname), exec -i, port-forward to an httpd in a pod on the CNI bridge, and the
+/// egress guard first in the host's OUTPUT and FORWARD chains.
+#[test]
+fn kubectl_run_then_logs_exec_and_port_forward_through_the_real_agent() {
+    let c = crate::kubelet::cluster();
+    c.k(&["run", "bb", "--image=rkube.local/busybox:1.35", "--", "sh", "-c", "echo hello; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo late; exec sleep 3600"]);
+    let running = eventually(Duration::from_secs(60), || c.kubectl(&["get", "pod", "bb", "-o", "jsonpath={.status.phase}"]).stdout == "Running");
+    assert!(running, "{}", c.k(&["get", "pod", "bb", "-o", "yaml"]));
+    assert!(eventually(Duration::from_secs(10), || c.kubectl(&["logs", "bb"]).stdout == "hello\n"), "{}", c.kubectl(&["logs", "bb"]).stderr);
+    let mut follow = Background::spawn(&c, &["logs", "-f", "bb"]);
+    follow.wait_for("hello");
+    assert_eq!(c.k(&["exec", "bb", "--", "hostname"]).trim(), "bb");
+    c.k(&["exec", "bb", "--", "touch", "/tmp/go"]);
+    follow.wait_for("late");
+    drop(follow);
+    let r = c.kubectl_with(&["exec", "-i", "bb", "--", "cat"], Some("through stdin\n"), &[]);
+    assert_eq!((r.ok, r.stdout.as_str()), (true, "through stdin\n"), "{}", r.stderr);
+
+    // An httpd on the pod network, reached by port-forward and from the host by pod IP.
+    c.k(&["run", "web", "--image=rkube.local/busybox:1.35", "--", "sh", "-c", "mkdir -p /www && echo served-from-the-pod > /www/index.html && exec httpd -f -p 80 -h /www"]);
+    let running = eventually(Duration::from_secs(60), || c.kubectl(&["get", "pod", "web", "-o", "jsonpath={.status.phase}"]).stdout == "Running");
+    assert!(running, "{}", c.k(&["get", "pod", "web", "-o", "yaml"]));
+    let local = free_port();
+    let mut forward = Background::spawn(&c, &["port-forward", "pod/web", &format!("{local}:80")]);
+    forward.wait_for("Forwarding from");
+    let fetch = |url: &str| {
+        let out = Command::new("curl").args(["-sS", "--max-time", "5", url]).output().expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let served = eventually(Duration::from_secs(10), || fetch(&format!("http://127.0.0.1:{local}/")) == "served-from-the-pod\n");
+    assert!(served, "port-forward did not reach the pod's httpd");
+    drop(forward);
+    let ip = c.k(&["get", "pod", "web", "-o", "jsonpath={.status.podIP}"]);
+    assert!(ip.starts_with("10.42.0."), "{ip}");
+    assert_eq!(fetch(&format!("http://{ip}:80/")), "served-from-the-pod\n", "host to pod over rkube0");
+
+    // The egress guard is the first rule of OUTPUT and FORWARD.
+    for chain in ["OUTPUT", "FORWARD"] {
+        let out = Command::new("iptables").args(["-w", "-S", chain]).output().expect("iptables");
+        let rules = String::from_utf8_lossy(&out.stdout).into_owned();
+        let first = rules.lines().find(|l| l.starts_with("-A ")).unwrap_or_default().to_owned();
+        assert_eq!(first, format!("-A {chain} -j RKUBE-EGRESS-GUARD"), "{rules}");
+    }
+}
