@@ -5,12 +5,13 @@
 //! Modules: [`runtime`] reads and changes CRI state by upstream's labels, [`config`] builds
 //! CRI configs, [`env`] the container environment, [`resources`] QoS and CRI resources,
 //! [`status`] computes pod status (pure), [`backoff`] is the restart/pull back-off,
-//! [`events`] the event recorder, and [`worker`] the per-pod sync loop.
+//! [`events`] the event recorder, [`probes`] liveness/readiness/startup probes, and [`worker`] the per-pod sync loop.
 
 pub mod backoff;
 pub mod config;
 pub mod env;
 pub mod events;
+pub mod probes;
 pub mod resources;
 pub mod runtime;
 pub mod status;

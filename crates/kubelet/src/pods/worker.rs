@@ -19,6 +19,7 @@ use super::backoff::Backoff;
 use super::config::{self, ContainerInputs};
 use super::env::{self, EnvSources, NodeAllocatable};
 use super::events::Recorder;
+use super::probes::Prober;
 use super::resources;
 use super::runtime::{self, ContainerInfo, PodRuntime, State};
 use super::status::{self, Reason};
@@ -58,6 +59,8 @@ struct WorkerState {
     /// Container name → when a start that failed may be tried again (upstream pod workers
     /// requeue a failed sync after 10 s).
     retry_at: HashMap<String, tokio::time::Instant>,
+    /// The pod's probe tasks (started on the first sync).
+    prober: Option<Prober>,
 }
 
 /// The `retry_at` key of sandbox creation (not a valid container name).
@@ -117,6 +120,9 @@ async fn sync_pod(ctx: &Context, state: &mut WorkerState, pod: &Arc<Pod>) -> boo
             return false;
         }
     };
+    let prober = state.prober.get_or_insert_with(|| Prober::start(&ctx.cri, &ctx.recorder, pod));
+    let pod_ip = if config::host_network(pod) { ctx.node_ip.clone() } else { rt.sandbox().map(|s| s.ip.clone()).unwrap_or_default() };
+    prober.observe(pod, &rt, &pod_ip);
     let api_phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
     if is_terminal(api_phase) {
         // A finished pod keeps its status; what still runs of it is stopped (upstream kills
@@ -204,7 +210,12 @@ async fn converge(ctx: &Context, state: &mut WorkerState, pod: &Arc<Pod>, rt: &P
         let start = match rt.latest_in(&c.name, &sandbox.id) {
             None => true,
             Some(x) => match x.state {
-                State::Running => false,
+                State::Running => {
+                    if kill_unhealthy(ctx, state, pod, c, x).await {
+                        changed = true;
+                    }
+                    false
+                }
                 State::Created | State::Unknown => {
                     let _ = runtime::stop_container(&ctx.cri, &x.id, 0).await;
                     let _ = runtime::remove_container(&ctx.cri, &x.id).await;
@@ -219,6 +230,25 @@ async fn converge(ctx: &Context, state: &mut WorkerState, pod: &Arc<Pod>, rt: &P
         }
     }
     Ok(changed)
+}
+
+/// Kills a container whose liveness or startup probe failed (upstream computePodActions and
+/// killContainer); the restart policy then decides on a new one. Returns whether it killed.
+async fn kill_unhealthy(ctx: &Context, state: &WorkerState, pod: &Pod, spec: &Container, c: &ContainerInfo) -> bool {
+    let Some(why) = state.prober.as_ref().and_then(|p| p.must_kill(&spec.name, &c.id)) else { return false };
+    let policy = status::restart_policy(pod);
+    let then = if policy == "Never" { "will not be restarted" } else { "will be restarted" };
+    ctx.recorder.pod_event(pod, Some((&spec.name, false)), "Normal", "Killing", &format!("{why}, {then}"));
+    // A probe-level terminationGracePeriodSeconds wins over the pod's (upstream).
+    let probe_grace = [spec.liveness_probe.as_ref(), spec.startup_probe.as_ref()]
+        .into_iter()
+        .flatten()
+        .find_map(|p| p.termination_grace_period_seconds);
+    let grace = probe_grace.unwrap_or_else(|| grace_secs(pod, None)).max(MIN_GRACE_SECS);
+    if let Err(e) = runtime::stop_container(&ctx.cri, &c.id, grace).await {
+        tracing::warn!(container = %c.id, error = %e, "stopping an unhealthy container failed");
+    }
+    true
 }
 
 fn cgroup_parent(pod: &Pod) -> String {
@@ -486,9 +516,9 @@ async fn pull_auth(ctx: &Context, pod: &Pod, image: &str) -> Option<api::AuthCon
 
 /// Computes the status and writes it through `pods/status` when it changed.
 async fn write_status(ctx: &Context, state: &mut WorkerState, pod: &Pod, rt: &PodRuntime) {
-    let readiness = HashMap::new();
+    let readiness = state.prober.as_ref().map(Prober::readiness).unwrap_or_default();
     let qos = resources::qos_class(pod);
-    let status = status::pod_status(&status::Inputs {
+    let mut status = status::pod_status(&status::Inputs {
         pod,
         runtime: rt,
         reasons: &state.reasons,
@@ -497,6 +527,14 @@ async fn write_status(ctx: &Context, state: &mut WorkerState, pod: &Pod, rt: &Po
         qos_class: &qos,
         now: Time(crate::clock::now()),
     });
+    // A container with a startup probe has not `started` until that probe succeeded.
+    if let Some(prober) = state.prober.as_ref() {
+        for s in status.container_statuses.iter_mut().flatten() {
+            if let (Some(started), true) = (prober.started(&s.name), s.started == Some(true)) {
+                s.started = Some(started);
+            }
+        }
+    }
     put_status(ctx, state, pod, status).await;
 }
 

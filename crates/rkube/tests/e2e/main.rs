@@ -23,3 +23,4 @@ mod validation;
 mod python_client;
 mod scheduling;
 mod kubelet;
+mod kubelet_probes;
