@@ -185,6 +185,12 @@ async fn remove_orphans(ctx: Arc<Context>, known: HashSet<String>) {
             runtime::remove_pod_cgroups(&resources::cgroup_parent(qos, &uid));
         }
     }
+    // Volumes of pods this kubelet no longer runs (their sandboxes are gone already).
+    for uid in crate::volumes::pod_dirs(&ctx.pods_dir) {
+        if !known.contains(&uid) {
+            crate::volumes::teardown(&ctx.pods_dir, &uid);
+        }
+    }
 }
 
 #[cfg(test)]

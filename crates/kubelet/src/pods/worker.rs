@@ -24,6 +24,7 @@ use super::resources;
 use super::runtime::{self, ContainerInfo, PodRuntime, State};
 use super::status::{self, Reason};
 use crate::cri::{api, Cri};
+use crate::volumes;
 
 /// How often a worker re-reads CRI state (containerd 1.6 has no event stream).
 pub const RESYNC: Duration = Duration::from_secs(1);
@@ -61,6 +62,8 @@ struct WorkerState {
     retry_at: HashMap<String, tokio::time::Instant>,
     /// The pod's probe tasks (started on the first sync).
     prober: Option<Prober>,
+    /// The pod's volumes once set up, and when they were last refreshed.
+    volumes: Option<(volumes::Mounted, tokio::time::Instant)>,
 }
 
 /// The `retry_at` key of sandbox creation (not a valid container name).
@@ -136,6 +139,10 @@ async fn sync_pod(ctx: &Context, state: &mut WorkerState, pod: &Arc<Pod>) -> boo
         }
         return false;
     }
+    if !ensure_volumes(ctx, state, pod, &pod_ip).await {
+        write_status(ctx, state, pod, &rt).await;
+        return false;
+    }
     let changed = match converge(ctx, state, pod, &rt).await {
         Ok(changed) => changed,
         Err(e) => {
@@ -146,6 +153,44 @@ async fn sync_pod(ctx: &Context, state: &mut WorkerState, pod: &Arc<Pod>) -> boo
     let rt = if changed { runtime::pod_runtime(&ctx.cri, &uid).await.unwrap_or(rt) } else { rt };
     write_status(ctx, state, pod, &rt).await;
     false
+}
+
+/// How often configMap, secret, downwardAPI and projected volumes are refreshed.
+const VOLUME_RESYNC: Duration = Duration::from_secs(10);
+/// How soon volumes that failed to set up are tried again.
+const VOLUME_RETRY: Duration = Duration::from_secs(2);
+/// The `retry_at` key of volume set-up (not a valid container name).
+const VOLUMES_KEY: &str = "/volumes";
+
+/// Sets the pod's volumes up before anything starts (upstream WaitForAttachAndMount) and
+/// refreshes them while it runs. Returns false while they cannot be set up (FailedMount).
+async fn ensure_volumes(ctx: &Context, state: &mut WorkerState, pod: &Pod, pod_ip: &str) -> bool {
+    let now = tokio::time::Instant::now();
+    if state.volumes.as_ref().is_some_and(|(_, at)| now < *at + VOLUME_RESYNC) {
+        return true;
+    }
+    if state.retry_at.get(VOLUMES_KEY).is_some_and(|t| *t > now) {
+        return state.volumes.is_some();
+    }
+    let pod_ips: Vec<String> = Some(pod_ip.to_owned()).filter(|i| !i.is_empty()).into_iter().collect();
+    let host = volumes::Host { client: &ctx.client, pods_dir: &ctx.pods_dir, allocatable: ctx.allocatable, host_ip: &ctx.node_ip, pod_ips: &pod_ips };
+    match volumes::setup(&host, pod).await {
+        Ok(mounted) => {
+            state.volumes = Some((mounted, now));
+            state.retry_at.remove(VOLUMES_KEY);
+            true
+        }
+        Err(e) => {
+            state.retry_at.insert(VOLUMES_KEY.into(), now + VOLUME_RETRY);
+            if state.volumes.is_some() {
+                // A refresh that failed keeps what the containers already see (upstream).
+                tracing::debug!(pod = %pod_full_name(pod), error = %e, "refreshing volumes failed");
+                return true;
+            }
+            ctx.recorder.pod_event(pod, None, "Warning", "FailedMount", &e.to_string());
+            false
+        }
+    }
 }
 
 /// The grace period for stopping the pod's containers.
@@ -374,6 +419,11 @@ async fn start_container(
         Err(e) => return fail(state, "CreateContainerConfigError", e.0),
     };
     let (command, args) = env::expand_command(spec, &env);
+    let no_volumes = volumes::Mounted::new();
+    let mounts = match volumes::container_mounts(spec, state.volumes.as_ref().map(|(v, _)| v).unwrap_or(&no_volumes)) {
+        Ok(m) => m,
+        Err(e) => return fail(state, "CreateContainerConfigError", e),
+    };
     let qos = resources::qos_class(pod);
     let inputs = ContainerInputs {
         attempt,
@@ -382,7 +432,7 @@ async fn start_container(
         env,
         command,
         args,
-        mounts: Vec::new(),
+        mounts,
         resources: resources::linux_resources(spec, &qos, ctx.allocatable.memory_bytes),
     };
     let log_dir = config::log_directory(&ctx.pods_dir, pod).join(&name);
@@ -618,6 +668,7 @@ pub async fn kill_pod(ctx: &Context, pod: &Pod, grace_override: Option<i64>) {
         }
     }
     runtime::remove_pod_cgroups(&cgroup_parent(pod));
+    volumes::teardown(&ctx.pods_dir, &uid);
     let _ = std::fs::remove_dir_all(config::log_directory(&ctx.pods_dir, pod));
     ctx.backoff.lock().expect("back-off lock poisoned").forget_prefix(&uid);
 }

@@ -24,3 +24,4 @@ mod python_client;
 mod scheduling;
 mod kubelet;
 mod kubelet_probes;
+mod kubelet_volumes;
