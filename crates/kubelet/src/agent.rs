@@ -210,5 +210,20 @@ pub async fn remove_all_pods(data_dir: &Path) -> anyhow::Result<usize> {
         Err(e) => Err(e),
     };
     containerd.stop(Duration::from_secs(5)).await;
+    unmount_under(&agent_dir);
     result
+}
+
+/// Lazily unmounts whatever is still mounted under `dir` (network namespaces of sandboxes
+/// whose set-up failed), deepest first, so the directory can be removed.
+fn unmount_under(dir: &Path) {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else { return };
+    let prefix = format!("{}/", dir.display());
+    let mut points: Vec<&str> = mounts.lines().filter_map(|l| l.split_whitespace().nth(1)).filter(|p| p.starts_with(&prefix)).collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for point in points {
+        let Ok(c) = std::ffi::CString::new(point) else { continue };
+        // SAFETY: umount2(2) with a NUL-terminated path we own; a failure is ignored.
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    }
 }

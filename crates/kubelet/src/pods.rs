@@ -5,13 +5,16 @@
 //! Modules: [`runtime`] reads and changes CRI state by upstream's labels, [`config`] builds
 //! CRI configs, [`env`] the container environment, [`resources`] QoS and CRI resources,
 //! [`status`] computes pod status (pure), [`backoff`] is the restart/pull back-off,
-//! [`events`] the event recorder, [`probes`] liveness/readiness/startup probes, and [`worker`] the per-pod sync loop.
+//! [`events`] the event recorder, [`pull`] image pulls, [`kill`] pod termination,
+//! [`probes`] liveness/readiness/startup probes, and [`worker`] the per-pod sync loop.
 
 pub mod backoff;
 pub mod config;
 pub mod env;
 pub mod events;
+pub mod kill;
 pub mod probes;
+pub mod pull;
 pub mod resources;
 pub mod runtime;
 pub mod status;
@@ -40,6 +43,9 @@ struct Handle {
     /// (cpu milli, memory bytes) counted against allocatable while the pod is active.
     requests: (i64, i64),
     terminal: bool,
+    /// The status written when admission rejected the pod: later pod versions that do not
+    /// show it yet (a lagging watch) get it, so the rejected pod never runs.
+    rejected: Option<k8s_openapi::api::core::v1::PodStatus>,
 }
 
 /// The outcome of admitting a pod against what admitted pods already use.
@@ -145,7 +151,11 @@ async fn apply(ctx: &Arc<Context>, handles: &mut HashMap<String, Handle>, worker
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let terminal = is_terminal(&pod);
     if let Some(h) = handles.get_mut(&uid) {
-        h.terminal = terminal;
+        let mut pod = pod;
+        if let (Some(status), false) = (&h.rejected, terminal) {
+            pod.status = Some(status.clone());
+        }
+        h.terminal = is_terminal(&pod);
         let _ = h.tx.send(Some(Arc::new(pod)));
         return;
     }
@@ -157,11 +167,32 @@ async fn apply(ctx: &Arc<Context>, handles: &mut HashMap<String, Handle>, worker
         let alloc = (ctx.allocatable.cpu_milli, ctx.allocatable.memory_bytes);
         if let Admission::Reject { reason, message } = admit(requests, used, active.len(), alloc, crate::node::MAX_PODS as usize) {
             tracing::info!(pod = %format!("{}/{}", pod.metadata.namespace.as_deref().unwrap_or(""), pod.metadata.name.as_deref().unwrap_or("")), %reason, "pod rejected");
-            worker::reject(ctx, &pod, &reason, &message).await;
+            // The worker starts from the rejected status, so it never runs the pod.
+            let status = worker::reject(ctx, &pod, &reason, &message).await;
+            let mut rejected = pod;
+            rejected.status = Some(status.clone());
+            spawn_worker(ctx, handles, workers, rejected, requests, true, shutdown);
+            if let Some(h) = handles.get_mut(&uid) {
+                h.rejected = Some(status);
+            }
+            return;
         }
     }
+    spawn_worker(ctx, handles, workers, pod, requests, terminal, shutdown);
+}
+
+fn spawn_worker(
+    ctx: &Arc<Context>,
+    handles: &mut HashMap<String, Handle>,
+    workers: &mut JoinSet<String>,
+    pod: Pod,
+    requests: (i64, i64),
+    terminal: bool,
+    shutdown: &CancellationToken,
+) {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
     let (tx, rx) = watch::channel(Some(Arc::new(pod)));
-    handles.insert(uid.clone(), Handle { tx, requests, terminal });
+    handles.insert(uid.clone(), Handle { tx, requests, terminal, rejected: None });
     let (ctx, token) = (ctx.clone(), shutdown.child_token());
     workers.spawn(async move {
         worker::run(ctx, rx, token).await;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::core::v1::{Container, Pod, PodSecurityContext, SecurityContext};
 
 use super::runtime::{
-    ANNOTATION_GRACE, ANNOTATION_RESTART_COUNT, LABEL_CONTAINER_NAME, LABEL_MANAGED, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID,
+    ANNOTATION_GRACE, ANNOTATION_IMAGE, ANNOTATION_RESTART_COUNT, LABEL_CONTAINER_NAME, LABEL_MANAGED, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID,
 };
 use crate::cri::api;
 
@@ -175,6 +175,7 @@ pub fn container_config(pod: &Pod, container: &Container, inputs: ContainerInput
     let annotations: HashMap<String, String> = [
         (ANNOTATION_RESTART_COUNT.to_owned(), inputs.restart_count.to_string()),
         (ANNOTATION_GRACE.to_owned(), grace.to_string()),
+        (ANNOTATION_IMAGE.to_owned(), container.image.clone().unwrap_or_default()),
     ]
     .into();
     api::ContainerConfig {
@@ -197,6 +198,33 @@ pub fn container_config(pod: &Pod, container: &Container, inputs: ContainerInput
         }),
         ..Default::default()
     }
+}
+
+/// The kubelet-managed /etc/hosts of a pod (upstream managedHostsFileContent): localhost
+/// entries, the pod's IP with its hostname (and FQDN with a subdomain), then hostAliases.
+pub fn hosts_file(pod: &Pod, pod_ip: &str) -> String {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let hostname = spec.hostname.clone().unwrap_or_else(|| pod.metadata.name.clone().unwrap_or_default());
+    let mut out = String::from(
+        "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n",
+    );
+    if !pod_ip.is_empty() {
+        match spec.subdomain.as_deref().filter(|s| !s.is_empty()) {
+            Some(sub) => {
+                let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+                out.push_str(&format!("{pod_ip}\t{hostname}.{sub}.{ns}.svc.cluster.local\t{hostname}\n"));
+            }
+            None => out.push_str(&format!("{pod_ip}\t{hostname}\n")),
+        }
+    }
+    let aliases = spec.host_aliases.unwrap_or_default();
+    if !aliases.is_empty() {
+        out.push_str("\n# Entries added by HostAliases.\n");
+        for a in aliases {
+            out.push_str(&format!("{}\t{}\n", a.ip, a.hostnames.unwrap_or_default().join("\t")));
+        }
+    }
+    out
 }
 
 /// The image reference with the default tag upstream applies (`:latest` when none).
@@ -301,6 +329,13 @@ mod tests {
         let host = sandbox_config(&pod(true), 0, Path::new("/l"), "/p");
         assert_eq!(host.hostname, "");
         assert_eq!(host.linux.unwrap().security_context.unwrap().namespace_options.unwrap().network, api::NamespaceMode::Node as i32);
+    }
+
+    #[test]
+    fn hosts_file_names_the_pod() {
+        let text = hosts_file(&pod(false), "10.42.0.7");
+        assert!(text.starts_with("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n"));
+        assert!(text.ends_with("10.42.0.7\tweb\n"), "{text}");
     }
 
     #[test]

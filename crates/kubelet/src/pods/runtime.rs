@@ -16,6 +16,9 @@ pub const LABEL_CONTAINER_NAME: &str = "io.kubernetes.container.name";
 pub const ANNOTATION_RESTART_COUNT: &str = "io.kubernetes.container.restartCount";
 /// The grace period a container was started with (read back when stopping it after a restart).
 pub const ANNOTATION_GRACE: &str = "io.kubernetes.pod.terminationGracePeriod";
+/// The image the container spec named when the container was created (a changed image
+/// restarts the container, as upstream's container hash does).
+pub const ANNOTATION_IMAGE: &str = "rkube.io/container-image";
 /// Label upstream puts on every kubelet-managed object.
 pub const LABEL_MANAGED: &str = "io.kubernetes.container.managed-by";
 
@@ -60,6 +63,8 @@ pub struct ContainerInfo {
     pub image_ref: String,
     pub restart_count: i32,
     pub grace_secs: Option<i64>,
+    /// The spec's image at creation (annotation).
+    pub spec_image: Option<String>,
 }
 
 /// A pod's sandboxes and containers, newest first.
@@ -159,6 +164,7 @@ fn container_info(sandbox_id: String, s: api::ContainerStatus) -> ContainerInfo 
         image_ref: s.image_ref,
         restart_count: s.annotations.get(ANNOTATION_RESTART_COUNT).and_then(|v| v.parse().ok()).unwrap_or(0),
         grace_secs: s.annotations.get(ANNOTATION_GRACE).and_then(|v| v.parse().ok()),
+        spec_image: s.annotations.get(ANNOTATION_IMAGE).cloned(),
     }
 }
 

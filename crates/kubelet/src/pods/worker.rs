@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, Pod, PodStatus, Secret, Service};
+use k8s_openapi::api::core::v1::{Container, Pod, PodStatus, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::Store;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -21,7 +21,7 @@ use super::env::{self, EnvSources, NodeAllocatable};
 use super::events::Recorder;
 use super::probes::Prober;
 use super::resources;
-use super::runtime::{self, ContainerInfo, PodRuntime, State};
+use super::runtime::{self, PodRuntime, State};
 use super::status::{self, Reason};
 use crate::cri::{api, Cri};
 use crate::volumes;
@@ -29,9 +29,7 @@ use crate::volumes;
 /// How often a worker re-reads CRI state (containerd 1.6 has no event stream).
 pub const RESYNC: Duration = Duration::from_secs(1);
 /// Upstream minimumGracePeriodInSeconds.
-const MIN_GRACE_SECS: i64 = 2;
-/// Timeout of an image pull.
-const PULL_TIMEOUT: Duration = Duration::from_secs(600);
+pub(super) const MIN_GRACE_SECS: i64 = 2;
 
 /// What every worker shares.
 pub struct Context {
@@ -88,7 +86,7 @@ pub async fn run(ctx: Arc<Context>, mut rx: watch::Receiver<Option<Arc<Pod>>>, s
             }
             (None, Some(pod)) => {
                 // Removed from the API (force deletion): stop what runs, nothing to delete.
-                kill_pod(&ctx, pod, Some(MIN_GRACE_SECS)).await;
+                super::kill::kill_pod(&ctx, pod, Some(MIN_GRACE_SECS)).await;
                 true
             }
             (None, None) => true,
@@ -112,8 +110,8 @@ fn is_terminal(phase: Option<&str>) -> bool {
 async fn sync_pod(ctx: &Context, state: &mut WorkerState, pod: &Arc<Pod>) -> bool {
     let (ns, name, uid) = config::pod_identity(pod);
     if pod.metadata.deletion_timestamp.is_some() {
-        kill_pod(ctx, pod, None).await;
-        delete_from_api(ctx, pod).await;
+        super::kill::kill_pod(ctx, pod, None).await;
+        super::kill::delete_from_api(ctx, pod).await;
         return true;
     }
     let rt = match runtime::pod_runtime(&ctx.cri, &uid).await {
@@ -131,7 +129,7 @@ async fn sync_pod(ctx: &Context, state: &mut WorkerState, pod: &Arc<Pod>) -> boo
         // A finished pod keeps its status; what still runs of it is stopped (upstream kills
         // the sandbox of terminal pods).
         if rt.running().next().is_some() || rt.sandboxes.iter().any(|s| s.ready) {
-            stop_all(ctx, pod, &rt, grace_secs(pod, None)).await;
+            super::kill::stop_all(ctx, pod, &rt, grace_secs(pod, None)).await;
         }
         if rt.sandboxes.is_empty() && pod.status.as_ref().and_then(|s| s.container_statuses.as_ref()).is_none() {
             // Rejected at admission: the status is already written.
@@ -194,7 +192,7 @@ async fn ensure_volumes(ctx: &Context, state: &mut WorkerState, pod: &Pod, pod_i
 }
 
 /// The grace period for stopping the pod's containers.
-fn grace_secs(pod: &Pod, r#override: Option<i64>) -> i64 {
+pub(super) fn grace_secs(pod: &Pod, r#override: Option<i64>) -> i64 {
     r#override
         .or(pod.metadata.deletion_grace_period_seconds)
         .or_else(|| pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
@@ -252,14 +250,26 @@ async fn converge(ctx: &Context, state: &mut WorkerState, pod: &Arc<Pod>, rt: &P
         }
     }
     for c in &spec.containers {
-        let start = match rt.latest_in(&c.name, &sandbox.id) {
+        let latest = rt.latest_in(&c.name, &sandbox.id).cloned();
+        let start = match latest {
             None => true,
             Some(x) => match x.state {
+                State::Running if x.spec_image.as_ref().is_some_and(|i| Some(i) != c.image.as_ref()) => {
+                    let text = format!("Container {} definition changed, will be restarted", c.name);
+                    ctx.recorder.pod_event(pod, Some((&c.name, false)), "Normal", "Killing", &text);
+                    let _ = runtime::stop_container(&ctx.cri, &x.id, grace_secs(pod, None)).await;
+                    rt = runtime::pod_runtime(&ctx.cri, pod.metadata.uid.as_deref().unwrap_or("")).await?;
+                    true
+                }
                 State::Running => {
-                    if kill_unhealthy(ctx, state, pod, c, x).await {
+                    if kill_unhealthy(ctx, state, pod, c, &x).await {
                         changed = true;
+                        rt = runtime::pod_runtime(&ctx.cri, pod.metadata.uid.as_deref().unwrap_or("")).await?;
+                        let after = rt.latest_in(&c.name, &sandbox.id);
+                        after.is_some_and(|n| n.state == State::Exited && status::should_restart(&policy, n.exit_code))
+                    } else {
+                        false
                     }
-                    false
                 }
                 State::Created | State::Unknown => {
                     let _ = runtime::stop_container(&ctx.cri, &x.id, 0).await;
@@ -279,7 +289,7 @@ async fn converge(ctx: &Context, state: &mut WorkerState, pod: &Arc<Pod>, rt: &P
 
 /// Kills a container whose liveness or startup probe failed (upstream computePodActions and
 /// killContainer); the restart policy then decides on a new one. Returns whether it killed.
-async fn kill_unhealthy(ctx: &Context, state: &WorkerState, pod: &Pod, spec: &Container, c: &ContainerInfo) -> bool {
+async fn kill_unhealthy(ctx: &Context, state: &WorkerState, pod: &Pod, spec: &Container, c: &runtime::ContainerInfo) -> bool {
     let Some(why) = state.prober.as_ref().and_then(|p| p.must_kill(&spec.name, &c.id)) else { return false };
     let policy = status::restart_policy(pod);
     let then = if policy == "Never" { "will not be restarted" } else { "will be restarted" };
@@ -296,7 +306,7 @@ async fn kill_unhealthy(ctx: &Context, state: &WorkerState, pod: &Pod, spec: &Co
     true
 }
 
-fn cgroup_parent(pod: &Pod) -> String {
+pub(super) fn cgroup_parent(pod: &Pod) -> String {
     resources::cgroup_parent(&resources::qos_class(pod), pod.metadata.uid.as_deref().unwrap_or(""))
 }
 
@@ -391,11 +401,17 @@ async fn start_container(
         }
         backoff.next(&key, p.finished_at, now);
     }
-    let image_ref = match ensure_image(ctx, state, pod, spec, is_init).await {
+    let image_ref = match super::pull::ensure_image(ctx, &mut state.pull_errors, pod, spec, is_init).await {
         Ok(r) => r,
         Err(reason) => {
             if reason.reason != "ImagePullBackOff" && reason.reason != "ErrImagePull" {
                 state.retry_at.insert(name.clone(), tokio::time::Instant::now() + SYNC_RETRY);
+            }
+            // One BackOff event per back-off period, not one per sync.
+            let was = state.reasons.get(&name).map(|r| r.reason.as_str());
+            if reason.reason == "ImagePullBackOff" && was != Some("ImagePullBackOff") {
+                let image = spec.image.clone().unwrap_or_default();
+                ctx.recorder.pod_event(pod, Some((&name, is_init)), "Normal", "BackOff", &format!("Back-off pulling image \"{image}\""));
             }
             state.reasons.insert(name, reason);
             return;
@@ -432,7 +448,10 @@ async fn start_container(
         env,
         command,
         args,
-        mounts,
+        mounts: match etc_hosts_mount(ctx, pod, sandbox) {
+            Ok(m) => mounts.into_iter().chain(m).collect(),
+            Err(e) => return fail(state, "CreateContainerError", e),
+        },
         resources: resources::linux_resources(spec, &qos, ctx.allocatable.memory_bytes),
     };
     let log_dir = config::log_directory(&ctx.pods_dir, pod).join(&name);
@@ -467,6 +486,25 @@ async fn start_container(
     }
 }
 
+/// The pod's directory for kubelet-managed files (`<agent dir>/kubelet/pods/<uid>`).
+pub(super) fn pod_dir(ctx: &Context, pod: &Pod) -> PathBuf {
+    let agent_dir = ctx.pods_dir.parent().map(PathBuf::from).unwrap_or_default();
+    agent_dir.join("kubelet").join("pods").join(pod.metadata.uid.as_deref().unwrap_or(""))
+}
+
+/// Writes the managed hosts file and returns its mount (none for hostNetwork pods, which see
+/// the host's, as upstream). containerd would otherwise copy the host's /etc/hosts.
+fn etc_hosts_mount(ctx: &Context, pod: &Pod, sandbox: &runtime::Sandbox) -> Result<Option<api::Mount>, String> {
+    if config::host_network(pod) {
+        return Ok(None);
+    }
+    let dir = pod_dir(ctx, pod);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join("etc-hosts");
+    std::fs::write(&path, config::hosts_file(pod, &sandbox.ip)).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(Some(api::Mount { container_path: "/etc/hosts".into(), host_path: path.display().to_string(), ..Default::default() }))
+}
+
 /// Runs the postStart exec hook; a failure kills the container (upstream
 /// FailedPostStartHook).
 async fn run_post_start(ctx: &Context, state: &mut WorkerState, pod: &Pod, spec: &Container, id: &str) {
@@ -481,87 +519,6 @@ async fn run_post_start(ctx: &Context, state: &mut WorkerState, pod: &Pod, spec:
     ctx.recorder.pod_event(pod, Some((&spec.name, false)), "Warning", "FailedPostStartHook", &format!("PostStartHook failed: {message}"));
     let _ = runtime::stop_container(&ctx.cri, id, grace_secs(pod, None)).await;
     state.reasons.insert(spec.name.clone(), Reason { reason: "PostStartHookError".into(), message });
-}
-
-/// Makes sure the container's image is present per its pull policy; returns the reference
-/// to create the container from, or the waiting reason.
-async fn ensure_image(ctx: &Context, state: &mut WorkerState, pod: &Pod, spec: &Container, is_init: bool) -> Result<String, Reason> {
-    let image = spec.image.clone().unwrap_or_default();
-    let target = Some((spec.name.as_str(), is_init));
-    if image.is_empty() {
-        return Err(Reason { reason: "InvalidImageName".into(), message: "Failed to apply default image tag \"\": couldn't parse image name \"\": invalid reference format".into() });
-    }
-    let policy = config::pull_policy(spec);
-    let mut images = ctx.cri.image.clone();
-    let status_request = api::ImageStatusRequest { image: Some(api::ImageSpec { image: image.clone(), ..Default::default() }), verbose: false };
-    let present = match tokio::time::timeout(runtime::CALL_TIMEOUT, images.image_status(status_request)).await {
-        Ok(Ok(r)) => r.into_inner().image.map(|i| i.id),
-        _ => None,
-    };
-    if let (Some(id), true) = (&present, policy != "Always") {
-        ctx.recorder.pod_event(pod, target, "Normal", "Pulled", &format!("Container image \"{image}\" already present on machine"));
-        return Ok(id.clone());
-    }
-    if policy == "Never" {
-        let message = format!("Container image \"{image}\" is not present with pull policy of Never");
-        ctx.recorder.pod_event(pod, target, "Warning", "ErrImageNeverPull", &message);
-        return Err(Reason { reason: "ErrImageNeverPull".into(), message });
-    }
-    let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let key = format!("{uid}/image/{image}");
-    let now = crate::clock::now_nanos();
-    if ctx.backoff.lock().expect("back-off lock poisoned").in_backoff_since_update(&key, now) {
-        ctx.recorder.pod_event(pod, target, "Normal", "BackOff", &format!("Back-off pulling image \"{image}\""));
-        let last = state.pull_errors.get(&image).cloned().unwrap_or_default();
-        return Err(Reason { reason: "ImagePullBackOff".into(), message: format!("Back-off pulling image \"{image}\": ErrImagePull: {last}") });
-    }
-    ctx.recorder.pod_event(pod, target, "Normal", "Pulling", &format!("Pulling image \"{image}\""));
-    let auth = pull_auth(ctx, pod, &image).await;
-    let started = tokio::time::Instant::now();
-    let request = api::PullImageRequest { image: Some(api::ImageSpec { image: image.clone(), ..Default::default() }), auth, sandbox_config: None };
-    let result = match tokio::time::timeout(PULL_TIMEOUT, images.pull_image(request)).await {
-        Ok(Ok(r)) => Ok(r.into_inner().image_ref),
-        Ok(Err(s)) => Err(format!("rpc error: code = {:?} desc = {}", s.code(), s.message())),
-        Err(_) => Err("context deadline exceeded".to_owned()),
-    };
-    match result {
-        Ok(image_ref) => {
-            state.pull_errors.remove(&image);
-            let took = started.elapsed().as_secs_f64();
-            ctx.recorder.pod_event(pod, target, "Normal", "Pulled", &format!("Successfully pulled image \"{image}\" in {took:.3}s ({took:.3}s including waiting)"));
-            Ok(image_ref)
-        }
-        Err(e) => {
-            ctx.backoff.lock().expect("back-off lock poisoned").next(&key, now, now);
-            let message = format!("Failed to pull image \"{image}\": {e}");
-            state.pull_errors.insert(image.clone(), message.clone());
-            ctx.recorder.pod_event(pod, target, "Warning", "Failed", &message);
-            ctx.recorder.pod_event(pod, target, "Warning", "Failed", "Error: ErrImagePull");
-            Err(Reason { reason: "ErrImagePull".into(), message })
-        }
-    }
-}
-
-/// Registry credentials from the pod's imagePullSecrets.
-async fn pull_auth(ctx: &Context, pod: &Pod, image: &str) -> Option<api::AuthConfig> {
-    let names: Vec<String> = pod.spec.as_ref()?.image_pull_secrets.iter().flatten().map(|r| r.name.clone()).collect();
-    if names.is_empty() {
-        return None;
-    }
-    let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let mut configs = Vec::new();
-    for n in names {
-        if let Ok(Some(s)) = secrets.get_opt(&n).await {
-            let data = s.data.unwrap_or_default();
-            for key in [".dockerconfigjson", ".dockercfg"] {
-                if let Some(v) = data.get(key) {
-                    configs.push(v.0.clone());
-                }
-            }
-        }
-    }
-    config::auth_for(image, &configs)
 }
 
 /// Computes the status and writes it through `pods/status` when it changed.
@@ -606,8 +563,9 @@ async fn put_status(ctx: &Context, state: &mut WorkerState, pod: &Pod, status: P
     }
 }
 
-/// Writes a rejection status (phase Failed with reason and message), as upstream's admission.
-pub async fn reject(ctx: &Context, pod: &Pod, reason: &str, message: &str) {
+/// Writes a rejection status (phase Failed with reason and message), as upstream's admission,
+/// and returns it.
+pub async fn reject(ctx: &Context, pod: &Pod, reason: &str, message: &str) -> PodStatus {
     ctx.recorder.pod_event(pod, None, "Warning", reason, message);
     let old = pod.status.clone().unwrap_or_default();
     let status = PodStatus {
@@ -620,74 +578,8 @@ pub async fn reject(ctx: &Context, pod: &Pod, reason: &str, message: &str) {
         host_ip: Some(ctx.node_ip.clone()),
         ..Default::default()
     };
-    put_status(ctx, &mut WorkerState::default(), pod, status).await;
-}
-
-/// Stops every container (preStop hooks first) and sandbox of the pod.
-async fn stop_all(ctx: &Context, pod: &Pod, rt: &PodRuntime, grace: i64) {
-    let stops = rt.running().map(|c| stop_one(ctx, pod, c, grace));
-    futures::future::join_all(stops).await;
-    for s in rt.sandboxes.iter().filter(|s| s.ready) {
-        let _ = runtime::stop_sandbox(&ctx.cri, &s.id).await;
-    }
-}
-
-async fn stop_one(ctx: &Context, pod: &Pod, c: &ContainerInfo, grace: i64) {
-    let spec = pod.spec.as_ref().and_then(|s| s.containers.iter().chain(s.init_containers.iter().flatten()).find(|x| x.name == c.name));
-    let is_init = pod.spec.as_ref().is_some_and(|s| s.init_containers.iter().flatten().any(|x| x.name == c.name));
-    ctx.recorder.pod_event(pod, Some((&c.name, is_init)), "Normal", "Killing", &format!("Stopping container {}", c.name));
-    let started = tokio::time::Instant::now();
-    if let Some(exec) = spec.and_then(|s| s.lifecycle.as_ref()).and_then(|l| l.pre_stop.as_ref()).and_then(|h| h.exec.as_ref()) {
-        let command = exec.command.clone().unwrap_or_default();
-        match runtime::exec_sync(&ctx.cri, &c.id, command, grace).await {
-            Ok((0, _)) => {}
-            Ok((code, out)) => {
-                let m = format!("PreStopHook failed: command exited with {code}: {out}");
-                ctx.recorder.pod_event(pod, Some((&c.name, is_init)), "Warning", "FailedPreStopHook", &m);
-            }
-            Err(e) => ctx.recorder.pod_event(pod, Some((&c.name, is_init)), "Warning", "FailedPreStopHook", &format!("PreStopHook failed: {e}")),
-        }
-    }
-    let remaining = (grace - started.elapsed().as_secs() as i64).max(MIN_GRACE_SECS);
-    if let Err(e) = runtime::stop_container(&ctx.cri, &c.id, remaining).await {
-        tracing::warn!(container = %c.id, error = %e, "stopping container failed");
-    }
-}
-
-/// Stops the pod gracefully, removes its sandboxes, cgroups and logs.
-pub async fn kill_pod(ctx: &Context, pod: &Pod, grace_override: Option<i64>) {
-    let (ns, name, uid) = config::pod_identity(pod);
-    let Ok(rt) = runtime::pod_runtime(&ctx.cri, &uid).await else {
-        tracing::warn!(pod = %format!("{ns}/{name}"), "cannot read runtime state to stop the pod");
-        return;
-    };
-    stop_all(ctx, pod, &rt, grace_secs(pod, grace_override)).await;
-    for s in &rt.sandboxes {
-        if let Err(e) = runtime::remove_sandbox(&ctx.cri, &s.id).await {
-            tracing::warn!(pod = %format!("{ns}/{name}"), error = %e, "removing sandbox failed");
-        }
-    }
-    runtime::remove_pod_cgroups(&cgroup_parent(pod));
-    volumes::teardown(&ctx.pods_dir, &uid);
-    let _ = std::fs::remove_dir_all(config::log_directory(&ctx.pods_dir, pod));
-    ctx.backoff.lock().expect("back-off lock poisoned").forget_prefix(&uid);
-}
-
-/// Deletes the pod object with grace 0 once its containers are gone (upstream status
-/// manager's final delete), guarded by its uid.
-async fn delete_from_api(ctx: &Context, pod: &Pod) {
-    let (ns, name, uid) = config::pod_identity(pod);
-    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let params = DeleteParams {
-        grace_period_seconds: Some(0),
-        preconditions: Some(Preconditions { uid: Some(uid), resource_version: None }),
-        ..Default::default()
-    };
-    match api.delete(&name, &params).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-        Err(e) => tracing::warn!(pod = %format!("{ns}/{name}"), error = %e, "deleting pod failed"),
-    }
+    put_status(ctx, &mut WorkerState::default(), pod, status.clone()).await;
+    status
 }
 
 #[cfg(test)]

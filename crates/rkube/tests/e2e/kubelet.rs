@@ -50,7 +50,7 @@ fn kubectl_run_starts_a_real_container_with_a_pod_ip_on_a_ready_node() {
     let lease = c.k(&["get", "lease", "-n", "kube-node-lease", &node, "-o", "jsonpath={.spec.holderIdentity}"]);
     assert_eq!(lease, node);
 
-    c.k(&["run", "bb", "--image=rkube.local/busybox:1.35", "--", "sh", "-c", "echo hello; sleep 3600"]);
+    c.k(&["run", "bb", "--image=rkube.local/busybox:1.35", "--", "sh", "-c", "echo hello; cat /etc/hosts; sleep 3600"]);
     wait_status(&c, "bb", "Running");
     let ready = c.k(&["get", "pod", "bb", "--no-headers"]);
     assert_eq!(ready.split_whitespace().nth(1), Some("1/1"), "{ready}");
@@ -60,26 +60,42 @@ fn kubectl_run_starts_a_real_container_with_a_pod_ip_on_a_ready_node() {
     let log = log_file(&c, "bb", "bb", 0);
     let printed = eventually(Duration::from_secs(10), || std::fs::read_to_string(&log).unwrap_or_default().contains(" stdout F hello"));
     assert!(printed, "no hello in {}", log.display());
-    let events = c.k(&["get", "events", "--field-selector", "involvedObject.name=bb", "-o", "jsonpath={.items[*].reason}"]);
-    for reason in ["Pulled", "Created", "Started"] {
-        assert!(events.contains(reason), "no {reason} event: {events}");
-    }
+    // The kubelet-managed /etc/hosts names the pod.
+    let ip = field(&c, "bb", "{.status.podIP}");
+    let hosts = eventually(Duration::from_secs(10), || std::fs::read_to_string(&log).unwrap_or_default().contains(&format!(" stdout F {ip}\tbb")));
+    assert!(hosts, "no hosts entry for {ip} in {}", std::fs::read_to_string(&log).unwrap_or_default());
+    let mut events = String::new();
+    let all = eventually(Duration::from_secs(10), || {
+        events = c.k(&["get", "events", "--field-selector", "involvedObject.name=bb", "-o", "jsonpath={.items[*].reason}"]);
+        ["Pulled", "Created", "Started"].iter().all(|r| events.contains(r))
+    });
+    assert!(all, "missing Pulled/Created/Started events: {events}");
 }
 
 #[test]
 fn a_failing_container_shows_error_then_crash_loop_back_off_with_growing_restarts() {
     let c = cluster();
     c.k(&["run", "crash", "--image=rkube.local/busybox:1.35", "--", "sh", "-c", "echo bye; exit 1"]);
+    // One snapshot of the pod in back-off, so every assertion reads the same moment.
+    let mut pod = serde_json::Value::Null;
     let looping = eventually(Duration::from_secs(60), || {
-        status_column(&c, "crash") == "CrashLoopBackOff" && field(&c, "crash", "{.status.containerStatuses[0].restartCount}").parse::<i32>().unwrap_or(0) >= 2
+        pod = json(&c.k(&["get", "pod", "crash", "-o", "json"]));
+        let s = &pod["status"]["containerStatuses"][0];
+        s["state"]["waiting"]["reason"] == "CrashLoopBackOff" && s["restartCount"].as_i64().unwrap_or(0) >= 2
     });
-    assert!(looping, "{}", c.kubectl(&["get", "pod", "crash", "-o", "yaml"]).stdout);
-    let last = field(&c, "crash", "{.status.containerStatuses[0].lastState.terminated.reason}/{.status.containerStatuses[0].lastState.terminated.exitCode}");
-    assert_eq!(last, "Error/1");
-    let message = field(&c, "crash", "{.status.containerStatuses[0].state.waiting.message}");
+    assert!(looping, "{pod:#}");
+    let s = &pod["status"]["containerStatuses"][0];
+    assert_eq!(s["lastState"]["terminated"]["reason"], "Error");
+    assert_eq!(s["lastState"]["terminated"]["exitCode"], 1);
+    let message = s["state"]["waiting"]["message"].as_str().unwrap_or_default();
     assert!(message.starts_with("back-off ") && message.contains("restarting failed container=crash pod=crash_default("), "{message}");
-    let events = c.k(&["get", "events", "--field-selector", "involvedObject.name=crash,reason=BackOff", "-o", "name"]);
-    assert!(!events.trim().is_empty(), "no BackOff event");
+    assert_eq!(pod["status"]["phase"], "Running");
+    let column = eventually(Duration::from_secs(60), || status_column(&c, "crash") == "CrashLoopBackOff");
+    assert!(column, "kubectl never showed CrashLoopBackOff");
+    let backoff = eventually(Duration::from_secs(10), || {
+        !c.k(&["get", "events", "--field-selector", "involvedObject.name=crash,reason=BackOff", "-o", "name"]).trim().is_empty()
+    });
+    assert!(backoff, "no BackOff event");
 
     // restartPolicy Never: one run, then Error for good; a clean exit is Completed.
     c.k(&["run", "once", "--restart=Never", "--image=rkube.local/busybox:1.35", "--", "sh", "-c", "exit 3"]);
@@ -113,6 +129,13 @@ spec:
 ---
 apiVersion: v1
 kind: Pod
+metadata: {name: pullfail}
+spec:
+  containers:
+  - {name: c, image: "127.0.0.1:1/nothere:1"}
+---
+apiVersion: v1
+kind: Pod
 metadata: {name: init}
 spec:
   initContainers:
@@ -142,6 +165,25 @@ fn bad_pods_report_their_reasons_without_blocking_good_ones() {
     wait_status(&c, "cfg", "CreateContainerConfigError");
     assert_eq!(field(&c, "cfg", "{.status.containerStatuses[0].state.waiting.message}"), "configmap \"missing\" not found");
     wait_status(&c, "nopull", "ErrImageNeverPull");
+    // A registry that refuses connections (on loopback): ErrImagePull, then back-off.
+    let mut pod = serde_json::Value::Null;
+    let backing_off = eventually(Duration::from_secs(60), || {
+        pod = json(&c.k(&["get", "pod", "pullfail", "-o", "json"]));
+        pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ImagePullBackOff"
+    });
+    assert!(backing_off, "{pod:#}");
+    let message = pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.starts_with("Back-off pulling image \"127.0.0.1:1/nothere:1\": ErrImagePull: Failed to pull image"), "{message}");
+    let failed = eventually(Duration::from_secs(10), || {
+        c.k(&["get", "events", "--field-selector", "involvedObject.name=pullfail,reason=Failed", "-o", "jsonpath={.items[*].message}"])
+            .contains("Error: ErrImagePull")
+    });
+    assert!(failed, "no Failed event for the image pull");
+    let backoff = eventually(Duration::from_secs(10), || {
+        c.k(&["get", "events", "--field-selector", "involvedObject.name=pullfail,reason=BackOff", "-o", "jsonpath={.items[*].message}"])
+            .contains("Back-off pulling image \"127.0.0.1:1/nothere:1\"")
+    });
+    assert!(backoff, "no BackOff event for the image pull");
     wait_status(&c, "init", "Running");
     assert_eq!(field(&c, "init", "{.status.initContainerStatuses[0].state.terminated.reason}"), "Completed");
     let log = log_file(&c, "init", "c", 0);
@@ -159,6 +201,7 @@ fn bad_pods_report_their_reasons_without_blocking_good_ones() {
     c.apply(&big);
     wait_status(&c, "big", "OutOfcpu");
     assert_eq!(field(&c, "big", "{.status.phase}"), "Failed");
+    assert_eq!(field(&c, "big", "{.status.containerStatuses}"), "", "a rejected pod must not run");
     assert!(field(&c, "big", "{.status.message}").starts_with("Pod was rejected: Node didn't have enough resource: cpu, requested: 1000000"));
 }
 
@@ -198,8 +241,10 @@ fn deleting_a_pod_runs_pre_stop_then_stops_the_container_and_removes_the_pod() {
     assert!(hook < text.find("got-term").expect("term"), "preStop must run before SIGTERM: {text}");
     let gone = eventually(Duration::from_secs(30), || !c.kubectl(&["get", "pod", "graceful"]).ok);
     assert!(gone, "pod was not removed");
-    let killing = c.k(&["get", "events", "--field-selector", "involvedObject.name=graceful,reason=Killing", "-o", "name"]);
-    assert!(!killing.trim().is_empty(), "no Killing event");
+    let killing = eventually(Duration::from_secs(10), || {
+        !c.k(&["get", "events", "--field-selector", "involvedObject.name=graceful,reason=Killing", "-o", "name"]).trim().is_empty()
+    });
+    assert!(killing, "no Killing event");
 }
 
 #[test]
@@ -221,4 +266,101 @@ fn restarting_the_server_keeps_running_containers() {
     assert_eq!(field(&c, "keep", "{.status.containerStatuses[0].containerID}"), before);
     assert_eq!(field(&c, "keep", "{.status.containerStatuses[0].restartCount}"), "0");
     assert_eq!(status_column(&c, "keep"), "Running");
+
+    // A new image restarts the container (the pod object allows changing only that).
+    c.k(&["set", "image", "pod/keep", "keep=rkube.local/pause:1"]);
+    let restarted = eventually(Duration::from_secs(60), || {
+        field(&c, "keep", "{.status.containerStatuses[0].restartCount}/{.status.containerStatuses[0].image}") == "1/rkube.local/pause:1"
+            && status_column(&c, "keep") == "Running"
+    });
+    assert!(restarted, "{}", c.kubectl(&["get", "pod", "keep", "-o", "yaml"]).stdout);
+    assert_ne!(field(&c, "keep", "{.status.containerStatuses[0].containerID}"), before);
+}
+
+/// `rkube kubelet` as its own process against a server without an agent; on drop it is
+/// killed and every pod sandbox of its containerd removed.
+struct Kubelet {
+    child: Option<std::process::Child>,
+    data_dir: PathBuf,
+    node: String,
+    kubeconfig: PathBuf,
+}
+
+impl Kubelet {
+    fn start(c: &Cluster, data_dir: PathBuf) -> Kubelet {
+        let mut k = Kubelet { child: None, data_dir, node: format!("e2e-kubelet-{}", c.port), kubeconfig: c.kubeconfig() };
+        k.spawn();
+        k
+    }
+
+    fn spawn(&mut self) {
+        let child = std::process::Command::new(crate::harness::rkube_bin())
+            .arg("kubelet")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--node-name", &self.node])
+            .env("RKUBE_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start rkube kubelet");
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Container ids the node's containerd knows (through ctr on its socket).
+    fn containers(&self) -> String {
+        let socket = self.data_dir.join("agent/containerd/containerd.sock");
+        let out = std::process::Command::new("ctr").arg("--address").arg(socket).args(["-n", "k8s.io", "containers", "ls", "-q"]).output();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+    }
+}
+
+impl Drop for Kubelet {
+    fn drop(&mut self) {
+        self.kill();
+        let data_dir = self.data_dir.clone();
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+            runtime.block_on(rkube_kubelet::agent::remove_all_pods(&data_dir))
+        });
+        if !matches!(cleanup.join(), Ok(Ok(_))) {
+            eprintln!("cleaning up the kubelet's pods failed");
+        }
+    }
+}
+
+#[test]
+fn a_kubelet_restarted_after_its_pod_was_deleted_removes_the_leftover_container() {
+    let c = Cluster::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut kubelet = Kubelet::start(&c, dir.path().join("node"));
+    let node = kubelet.node.clone();
+    let ready = eventually(Duration::from_secs(60), || {
+        c.kubectl(&["get", "node", &node, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"]).stdout == "True"
+    });
+    assert!(ready, "node {node} never became Ready");
+    c.k(&["run", "orphan", "--image=rkube.local/busybox:1.35", "--", "sleep", "3600"]);
+    wait_status(&c, "orphan", "Running");
+    let id = field(&c, "orphan", "{.status.containerStatuses[0].containerID}").trim_start_matches("containerd://").to_owned();
+    assert!(kubelet.containers().contains(&id));
+
+    kubelet.kill();
+    c.k(&["delete", "pod", "orphan", "--force", "--grace-period=0"]);
+    kubelet.spawn();
+    // Once the new containerd answers, the container of the deleted pod must go.
+    let socket = kubelet.data_dir.join("agent/containerd/containerd.sock");
+    let answering = || {
+        std::process::Command::new("ctr").arg("--address").arg(&socket).args(["-n", "k8s.io", "version"]).output().is_ok_and(|o| o.status.success())
+    };
+    let gone = eventually(Duration::from_secs(60), || answering() && !kubelet.containers().contains(&id));
+    assert!(gone, "container {id} of the deleted pod is still there: {}", kubelet.containers());
 }

@@ -38,6 +38,7 @@ fn container(name: &str, id: &str, state: State, exit_code: i32, created: i64, r
         image_ref: "sha256:abc".into(),
         restart_count: restarts,
         grace_secs: None,
+        spec_image: None,
     }
 }
 
