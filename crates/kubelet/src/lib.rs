@@ -4,7 +4,7 @@
 //! Modules: [`agent`] wires everything ([`Kubelet::run`]); [`node`] registers the Node and
 //! keeps its Lease and status fresh; [`pods`] watches this node's pods and runs one worker
 //! per pod over CRI ([`cri`]) on the containerd of [`containerd`], with the images of
-//! [`images`] and the CNI config of [`network`]; [`clock`] is the one wall clock.
+//! [`images`] and the CNI config of [`network`], and the volumes of [`volumes`]; [`clock`] is the one wall clock.
 //!
 //! Design: all pod state lives in CRI (upstream's labels and annotations on sandboxes and
 //! containers), so a worker's sync is level-triggered and a restarted kubelet adopts running
@@ -26,5 +26,6 @@ pub mod server;
 pub mod testpod;
 pub mod node;
 pub mod pods;
+pub mod volumes;
 
 pub use agent::{Config, Kubelet};

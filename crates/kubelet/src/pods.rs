@@ -5,14 +5,15 @@
 //! Modules: [`runtime`] reads and changes CRI state by upstream's labels, [`config`] builds
 //! CRI configs, [`env`] the container environment, [`resources`] QoS and CRI resources,
 //! [`status`] computes pod status (pure), [`backoff`] is the restart/pull back-off,
-//! [`events`] the event recorder, [`pull`] image pulls, [`kill`] pod termination, and
-//! [`worker`] the per-pod sync loop.
+//! [`events`] the event recorder, [`pull`] image pulls, [`kill`] pod termination,
+//! [`probes`] liveness/readiness/startup probes, and [`worker`] the per-pod sync loop.
 
 pub mod backoff;
 pub mod config;
 pub mod env;
 pub mod events;
 pub mod kill;
+pub mod probes;
 pub mod pull;
 pub mod resources;
 pub mod runtime;
@@ -213,6 +214,12 @@ async fn remove_orphans(ctx: Arc<Context>, known: HashSet<String>) {
         }
         for qos in ["Guaranteed", "Burstable", "BestEffort"] {
             runtime::remove_pod_cgroups(&resources::cgroup_parent(qos, &uid));
+        }
+    }
+    // Volumes of pods this kubelet no longer runs (their sandboxes are gone already).
+    for uid in crate::volumes::pod_dirs(&ctx.pods_dir) {
+        if !known.contains(&uid) {
+            crate::volumes::teardown(&ctx.pods_dir, &uid);
         }
     }
 }

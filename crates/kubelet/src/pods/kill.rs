@@ -54,6 +54,7 @@ pub async fn kill_pod(ctx: &Context, pod: &Pod, grace_override: Option<i64>) {
         }
     }
     runtime::remove_pod_cgroups(&cgroup_parent(pod));
+    crate::volumes::teardown(&ctx.pods_dir, &uid);
     let _ = std::fs::remove_dir_all(config::log_directory(&ctx.pods_dir, pod));
     let _ = std::fs::remove_dir_all(pod_dir(ctx, pod));
     ctx.backoff.lock().expect("back-off lock poisoned").forget_prefix(&uid);

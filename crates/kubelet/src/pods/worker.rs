@@ -19,10 +19,12 @@ use super::backoff::Backoff;
 use super::config::{self, ContainerInputs};
 use super::env::{self, EnvSources, NodeAllocatable};
 use super::events::Recorder;
+use super::probes::Prober;
 use super::resources;
 use super::runtime::{self, PodRuntime, State};
 use super::status::{self, Reason};
 use crate::cri::{api, Cri};
+use crate::volumes;
 
 /// How often a worker re-reads CRI state (containerd 1.6 has no event stream).
 pub const RESYNC: Duration = Duration::from_secs(1);
@@ -58,6 +60,10 @@ struct WorkerState {
     /// Container name → when a start that failed may be tried again (upstream pod workers
     /// requeue a failed sync after 10 s).
     retry_at: HashMap<String, tokio::time::Instant>,
+    /// The pod's probe tasks (started on the first sync).
+    prober: Option<Prober>,
+    /// The pod's volumes once set up, and when they were last refreshed.
+    volumes: Option<(volumes::Mounted, tokio::time::Instant)>,
 }
 
 /// The `retry_at` key of sandbox creation (not a valid container name).
@@ -117,6 +123,9 @@ async fn sync_pod(ctx: &Context, state: &mut WorkerState, pod: &Arc<Pod>) -> boo
             return false;
         }
     };
+    let prober = state.prober.get_or_insert_with(|| Prober::start(&ctx.cri, &ctx.recorder, pod));
+    let pod_ip = if config::host_network(pod) { ctx.node_ip.clone() } else { rt.sandbox().map(|s| s.ip.clone()).unwrap_or_default() };
+    prober.observe(pod, &rt, &pod_ip);
     let api_phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
     if is_terminal(api_phase) {
         // A finished pod keeps its status; what still runs of it is stopped (upstream kills
@@ -130,6 +139,10 @@ async fn sync_pod(ctx: &Context, state: &mut WorkerState, pod: &Arc<Pod>) -> boo
         }
         return false;
     }
+    if !ensure_volumes(ctx, state, pod, &pod_ip).await {
+        write_status(ctx, state, pod, &rt).await;
+        return false;
+    }
     let changed = match converge(ctx, state, pod, &rt).await {
         Ok(changed) => changed,
         Err(e) => {
@@ -140,6 +153,44 @@ async fn sync_pod(ctx: &Context, state: &mut WorkerState, pod: &Arc<Pod>) -> boo
     let rt = if changed { runtime::pod_runtime(&ctx.cri, &uid).await.unwrap_or(rt) } else { rt };
     write_status(ctx, state, pod, &rt).await;
     false
+}
+
+/// How often configMap, secret, downwardAPI and projected volumes are refreshed.
+const VOLUME_RESYNC: Duration = Duration::from_secs(10);
+/// How soon volumes that failed to set up are tried again.
+const VOLUME_RETRY: Duration = Duration::from_secs(2);
+/// The `retry_at` key of volume set-up (not a valid container name).
+const VOLUMES_KEY: &str = "/volumes";
+
+/// Sets the pod's volumes up before anything starts (upstream WaitForAttachAndMount) and
+/// refreshes them while it runs. Returns false while they cannot be set up (FailedMount).
+async fn ensure_volumes(ctx: &Context, state: &mut WorkerState, pod: &Pod, pod_ip: &str) -> bool {
+    let now = tokio::time::Instant::now();
+    if state.volumes.as_ref().is_some_and(|(_, at)| now < *at + VOLUME_RESYNC) {
+        return true;
+    }
+    if state.retry_at.get(VOLUMES_KEY).is_some_and(|t| *t > now) {
+        return state.volumes.is_some();
+    }
+    let pod_ips: Vec<String> = Some(pod_ip.to_owned()).filter(|i| !i.is_empty()).into_iter().collect();
+    let host = volumes::Host { client: &ctx.client, pods_dir: &ctx.pods_dir, allocatable: ctx.allocatable, host_ip: &ctx.node_ip, pod_ips: &pod_ips };
+    match volumes::setup(&host, pod).await {
+        Ok(mounted) => {
+            state.volumes = Some((mounted, now));
+            state.retry_at.remove(VOLUMES_KEY);
+            true
+        }
+        Err(e) => {
+            state.retry_at.insert(VOLUMES_KEY.into(), now + VOLUME_RETRY);
+            if state.volumes.is_some() {
+                // A refresh that failed keeps what the containers already see (upstream).
+                tracing::debug!(pod = %pod_full_name(pod), error = %e, "refreshing volumes failed");
+                return true;
+            }
+            ctx.recorder.pod_event(pod, None, "Warning", "FailedMount", &e.to_string());
+            false
+        }
+    }
 }
 
 /// The grace period for stopping the pod's containers.
@@ -212,7 +263,16 @@ async fn converge(ctx: &Context, state: &mut WorkerState, pod: &Arc<Pod>, rt: &P
                     rt = runtime::pod_runtime(&ctx.cri, pod.metadata.uid.as_deref().unwrap_or("")).await?;
                     true
                 }
-                State::Running => false,
+                State::Running => {
+                    if kill_unhealthy(ctx, state, pod, c, &x).await {
+                        changed = true;
+                        rt = runtime::pod_runtime(&ctx.cri, pod.metadata.uid.as_deref().unwrap_or("")).await?;
+                        let after = rt.latest_in(&c.name, &sandbox.id);
+                        after.is_some_and(|n| n.state == State::Exited && status::should_restart(&policy, n.exit_code))
+                    } else {
+                        false
+                    }
+                }
                 State::Created | State::Unknown => {
                     let _ = runtime::stop_container(&ctx.cri, &x.id, 0).await;
                     let _ = runtime::remove_container(&ctx.cri, &x.id).await;
@@ -227,6 +287,25 @@ async fn converge(ctx: &Context, state: &mut WorkerState, pod: &Arc<Pod>, rt: &P
         }
     }
     Ok(changed)
+}
+
+/// Kills a container whose liveness or startup probe failed (upstream computePodActions and
+/// killContainer); the restart policy then decides on a new one. Returns whether it killed.
+async fn kill_unhealthy(ctx: &Context, state: &WorkerState, pod: &Pod, spec: &Container, c: &runtime::ContainerInfo) -> bool {
+    let Some(why) = state.prober.as_ref().and_then(|p| p.must_kill(&spec.name, &c.id)) else { return false };
+    let policy = status::restart_policy(pod);
+    let then = if policy == "Never" { "will not be restarted" } else { "will be restarted" };
+    ctx.recorder.pod_event(pod, Some((&spec.name, false)), "Normal", "Killing", &format!("{why}, {then}"));
+    // A probe-level terminationGracePeriodSeconds wins over the pod's (upstream).
+    let probe_grace = [spec.liveness_probe.as_ref(), spec.startup_probe.as_ref()]
+        .into_iter()
+        .flatten()
+        .find_map(|p| p.termination_grace_period_seconds);
+    let grace = probe_grace.unwrap_or_else(|| grace_secs(pod, None)).max(MIN_GRACE_SECS);
+    if let Err(e) = runtime::stop_container(&ctx.cri, &c.id, grace).await {
+        tracing::warn!(container = %c.id, error = %e, "stopping an unhealthy container failed");
+    }
+    true
 }
 
 pub(super) fn cgroup_parent(pod: &Pod) -> String {
@@ -358,6 +437,11 @@ async fn start_container(
         Err(e) => return fail(state, "CreateContainerConfigError", e.0),
     };
     let (command, args) = env::expand_command(spec, &env);
+    let no_volumes = volumes::Mounted::new();
+    let mounts = match volumes::container_mounts(spec, state.volumes.as_ref().map(|(v, _)| v).unwrap_or(&no_volumes)) {
+        Ok(m) => m,
+        Err(e) => return fail(state, "CreateContainerConfigError", e),
+    };
     let qos = resources::qos_class(pod);
     let inputs = ContainerInputs {
         attempt,
@@ -367,7 +451,7 @@ async fn start_container(
         command,
         args,
         mounts: match etc_hosts_mount(ctx, pod, sandbox) {
-            Ok(m) => m.into_iter().collect(),
+            Ok(m) => mounts.into_iter().chain(m).collect(),
             Err(e) => return fail(state, "CreateContainerError", e),
         },
         resources: resources::linux_resources(spec, &qos, ctx.allocatable.memory_bytes),
@@ -441,9 +525,9 @@ async fn run_post_start(ctx: &Context, state: &mut WorkerState, pod: &Pod, spec:
 
 /// Computes the status and writes it through `pods/status` when it changed.
 async fn write_status(ctx: &Context, state: &mut WorkerState, pod: &Pod, rt: &PodRuntime) {
-    let readiness = HashMap::new();
+    let readiness = state.prober.as_ref().map(Prober::readiness).unwrap_or_default();
     let qos = resources::qos_class(pod);
-    let status = status::pod_status(&status::Inputs {
+    let mut status = status::pod_status(&status::Inputs {
         pod,
         runtime: rt,
         reasons: &state.reasons,
@@ -452,6 +536,14 @@ async fn write_status(ctx: &Context, state: &mut WorkerState, pod: &Pod, rt: &Po
         qos_class: &qos,
         now: Time(crate::clock::now()),
     });
+    // A container with a startup probe has not `started` until that probe succeeded.
+    if let Some(prober) = state.prober.as_ref() {
+        for s in status.container_statuses.iter_mut().flatten() {
+            if let (Some(started), true) = (prober.started(&s.name), s.started == Some(true)) {
+                s.started = Some(started);
+            }
+        }
+    }
     put_status(ctx, state, pod, status).await;
 }
 

@@ -27,3 +27,5 @@ mod scheduling;
 mod streaming;
 mod controllers;
 mod kubelet;
+mod kubelet_probes;
+mod kubelet_volumes;
