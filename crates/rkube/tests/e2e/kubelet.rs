@@ -364,3 +364,66 @@ fn a_kubelet_restarted_after_its_pod_was_deleted_removes_the_leftover_container(
     let gone = eventually(Duration::from_secs(60), || answering() && !kubelet.containers().contains(&id));
     assert!(gone, "container {id} of the deleted pod is still there: {}", kubelet.containers());
 }
+
+/// With a registry on loopback configured as the mirror of docker.io in registries.yaml,
+/// `image: busybox` (tag latest, so pull policy Always) runs from the mirror; an image the
+/// mirror lacks fails with the registry's answer and backs off.
+#[test]
+fn image_busybox_is_pulled_from_a_loopback_mirror_of_docker_io() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let registry = rt.block_on(rkube_kubelet::testing::registry::Registry::start()).expect("docker-registry on loopback");
+    rt.block_on(registry.push_busybox("library/busybox", "latest")).expect("push busybox");
+    let mut c = cluster();
+    let yaml = format!("mirrors:\n  docker.io:\n    endpoint:\n      - \"{}\"\n", registry.url());
+    std::fs::write(c.data_dir().join("registries.yaml"), yaml).expect("registries.yaml");
+    // registries.yaml is read when the agent starts.
+    c.stop(false);
+    c.spawn();
+    let node = c.node_name();
+    let ready = eventually(Duration::from_secs(60), || {
+        c.kubectl(&["get", "node", &node, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"]).stdout == "True"
+    });
+    assert!(ready, "node not Ready after the restart");
+
+    c.k(&["run", "mirrored", "--image=busybox", "--", "sh", "-c", "echo from-the-mirror; sleep 3600"]);
+    wait_status(&c, "mirrored", "Running");
+    assert_eq!(field(&c, "mirrored", "{.spec.containers[0].imagePullPolicy}"), "Always");
+    assert!(eventually(Duration::from_secs(10), || c.kubectl(&["logs", "mirrored"]).stdout == "from-the-mirror\n"));
+    let events = c.k(&["get", "events", "--field-selector", "involvedObject.name=mirrored", "-o", "jsonpath={.items[*].message}"]);
+    assert!(events.contains("Successfully pulled image \"busybox\""), "{events}");
+
+    c.k(&["run", "absent", "--image=busybox-that-is-not-there:1"]);
+    let mut message = String::new();
+    let failed = eventually(Duration::from_secs(60), || {
+        message = field(&c, "absent", "{.status.containerStatuses[0].state.waiting.message}");
+        let reason = status_column(&c, "absent");
+        (reason == "ErrImagePull" || reason == "ImagePullBackOff") && message.contains("not found")
+    });
+    assert!(failed, "no pull failure naming the registry's answer: {message}");
+}
+
+/// A container over its memory limit is OOMKilled, and `kubectl describe pod` shows the
+/// limits, the QoS class and the upstream event sequence.
+#[test]
+fn a_container_over_its_memory_limit_is_oom_killed_and_describe_shows_limits_qos_and_events() {
+    let c = cluster();
+    let pod = r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hog"},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "hog", "image": "rkube.local/busybox:1.35",
+        "command": ["sh", "-c", "echo start; s=aaaaaaaaaaaaaaaa; while true; do s=\"$s$s\"; done"],
+        "resources": {"limits": {"memory": "16Mi"}}}]}}"#;
+    let r = c.kubectl_with(&["create", "-f", "-"], Some(pod), &[]);
+    assert!(r.ok, "{}", r.stderr);
+    wait_status(&c, "hog", "OOMKilled");
+    assert_eq!(field(&c, "hog", "{.status.containerStatuses[0].state.terminated.exitCode}"), "137");
+    assert_eq!(field(&c, "hog", "{.status.phase}"), "Failed");
+    let mut describe = String::new();
+    let complete = eventually(Duration::from_secs(10), || {
+        describe = c.k(&["describe", "pod", "hog"]);
+        ["Scheduled", "Pulled", "Created", "Started"].iter().all(|e| describe.contains(&format!("  {e} ")))
+    });
+    assert!(complete, "{describe}");
+    let has = |want: &str| describe.lines().any(|l| l.split_whitespace().collect::<Vec<_>>().join(" ") == want);
+    assert!(has("QoS Class: Burstable"), "{describe}");
+    assert!(has("Limits:") && has("memory: 16Mi"), "{describe}");
+    assert!(has("Reason: OOMKilled"), "{describe}");
+}
