@@ -427,3 +427,36 @@ fn a_container_over_its_memory_limit_is_oom_killed_and_describe_shows_limits_qos
     assert!(has("Limits:") && has("memory: 16Mi"), "{describe}");
     assert!(has("Reason: OOMKilled"), "{describe}");
 }
+
+/// The seed's deployment flow on real containers: a Deployment of 3 becomes 3 running
+/// containers behind a Service's endpoints, and a deleted pod is replaced.
+#[test]
+fn a_deployment_runs_real_containers_behind_a_service() {
+    let c = cluster();
+    c.k(&["create", "deployment", "web", "--image=rkube.local/busybox:1.35", "--replicas=3", "--", "sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www"]);
+    let r = c.kubectl(&["rollout", "status", "deploy/web", "--timeout=120s"]);
+    assert!(r.ok, "{}{}", r.stdout, r.stderr);
+    let ready = c.k(&["get", "deploy", "web", "-o", "jsonpath={.status.readyReplicas}"]);
+    assert_eq!(ready, "3");
+    c.k(&["expose", "deploy", "web", "--port=80"]);
+    let mut ips = Vec::new();
+    let listed = eventually(Duration::from_secs(20), || {
+        ips = c.k(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[*].addresses[*].ip}"]).split_whitespace().map(str::to_owned).collect();
+        ips.len() == 3
+    });
+    assert!(listed, "endpoints: {ips:?}");
+    // Each endpoint answers with its own pod's name, from the host over the pod bridge.
+    let pods = c.k(&["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].metadata.name}"]);
+    for ip in &ips {
+        let out = std::process::Command::new("curl").args(["-sS", "--max-time", "5", &format!("http://{ip}:80/")]).output().expect("curl");
+        let name = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert!(!name.is_empty() && pods.split_whitespace().any(|p| p == name), "{ip} answered {name:?}; pods {pods}");
+    }
+    let victim = pods.split_whitespace().next().expect("a pod").to_owned();
+    c.k(&["delete", "pod", &victim, "--wait=false"]);
+    let replaced = eventually(Duration::from_secs(90), || {
+        let now = c.k(&["get", "pods", "-l", "app=web", "--field-selector=status.phase=Running", "-o", "jsonpath={.items[*].metadata.name}"]);
+        now.split_whitespace().count() == 3 && !now.split_whitespace().any(|p| p == victim)
+    });
+    assert!(replaced, "{}", c.k(&["get", "pods", "-o", "wide"]));
+}
