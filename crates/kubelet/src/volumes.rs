@@ -111,7 +111,7 @@ async fn setup_one(host: &Host<'_>, pod: &Pod, v: &Volume) -> Result<HostVolume,
     } else if let Some(d) = &v.downward_api {
         (PLUGIN_DOWNWARD_API, payload::downward(pod, d.items.as_deref().unwrap_or_default(), d.default_mode.unwrap_or(DEFAULT_MODE), &downward)?)
     } else if let Some(p) = &v.projected {
-        (PLUGIN_PROJECTED, projected(host, pod, p).await?)
+        (PLUGIN_PROJECTED, projected(host, pod, p, &dir(PLUGIN_PROJECTED)).await?)
     } else {
         return Err("volume type not supported by rkube".into());
     };
@@ -136,7 +136,7 @@ fn keys_payload(
     }
 }
 
-async fn projected(host: &Host<'_>, pod: &Pod, p: &k8s_openapi::api::core::v1::ProjectedVolumeSource) -> Result<Payload, String> {
+async fn projected(host: &Host<'_>, pod: &Pod, p: &k8s_openapi::api::core::v1::ProjectedVolumeSource, dir: &Path) -> Result<Payload, String> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     let mode = p.default_mode.unwrap_or(DEFAULT_MODE);
     let mut out = Payload::new();
@@ -151,7 +151,14 @@ async fn projected(host: &Host<'_>, pod: &Pod, p: &k8s_openapi::api::core::v1::P
             let downward = Downward { allocatable: host.allocatable, host_ip: host.host_ip, pod_ips: host.pod_ips };
             payload::downward(pod, d.items.as_deref().unwrap_or_default(), mode, &downward)?
         } else if let Some(t) = &source.service_account_token {
-            let token = token::request(host.client, pod, t.audience.as_deref(), t.expiration_seconds).await?;
+            // The token already written is kept until 80% of its lifetime (upstream's token
+            // manager), so a refresh does not ask for a new one every time.
+            let current = std::fs::read_to_string(dir.join(&t.path)).ok();
+            let now = crate::clock::now().as_second();
+            let token = match current.filter(|c| token::still_fresh(c, t.audience.as_deref(), now)) {
+                Some(c) => c,
+                None => token::request(host.client, pod, t.audience.as_deref(), t.expiration_seconds).await?,
+            };
             [(t.path.clone(), atomic::File { data: token.into_bytes(), mode: mode as u32 })].into()
         } else {
             return Err("projected source not supported by rkube".into());
