@@ -6,7 +6,8 @@
 //! Sources: emptyDir (a directory; medium Memory is a tmpfs sized by sizeLimit, else the
 //! node's allocatable memory), hostPath (with its type checks, [`hostpath`]), configMap,
 //! secret, downwardAPI and projected (files from [`payload`], written by the [`atomic`]
-//! writer, so re-running [`setup`] while the pod runs delivers updates), and
+//! writer, so re-running [`setup`] while the pod runs delivers updates; secret and projected
+//! volumes on a tmpfs, as upstream), and
 //! persistentVolumeClaim bound to a hostPath or local PersistentVolume (the PV's path).
 //!
 //! Errors carry upstream's message: `MountVolume.SetUp failed for volume "x" : configmap "y"
@@ -116,6 +117,11 @@ async fn setup_one(host: &Host<'_>, pod: &Pod, v: &Volume) -> Result<HostVolume,
         return Err("volume type not supported by rkube".into());
     };
     let path = dir(plugin);
+    // Secrets and projected tokens live in memory, never on the node's disk (upstream wraps
+    // them in a medium-Memory emptyDir).
+    if plugin == PLUGIN_SECRET || plugin == PLUGIN_PROJECTED {
+        empty_dir(&path, "Memory", None, host.allocatable.memory_bytes)?;
+    }
     atomic::write(&path, &files, &atomic::stamp(crate::clock::now())).map_err(|e| format!("writing {}: {e}", path.display()))?;
     Ok(HostVolume { path, read_only: true })
 }
