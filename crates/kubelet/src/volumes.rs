@@ -305,13 +305,21 @@ fn propagation(mode: Option<&str>) -> Result<api::MountPropagation, String> {
     }
 }
 
-/// The CRI mounts of a container's volumeMounts (readOnly, subPath, mountPropagation).
-pub fn container_mounts(container: &Container, volumes: &Mounted) -> Result<Vec<api::Mount>, String> {
+/// The CRI mounts of a container's volumeMounts (readOnly, subPath or subPathExpr expanded
+/// from the container's environment `env`, mountPropagation).
+pub fn container_mounts(container: &Container, volumes: &Mounted, env: &[(String, String)]) -> Result<Vec<api::Mount>, String> {
     let mut out = Vec::new();
     for m in container.volume_mounts.iter().flatten() {
         let v = volumes.get(&m.name).ok_or_else(|| format!("cannot find volume {:?} to mount into container {:?}", m.name, container.name))?;
         let mut host_path = v.path.clone();
-        if let Some(sub) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
+        let sub = match m.sub_path_expr.as_deref().filter(|s| !s.is_empty()) {
+            Some(expr) => {
+                let lookup = |name: &str| env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+                Some(crate::pods::env::expand(expr, &lookup))
+            }
+            None => m.sub_path.clone(),
+        };
+        if let Some(sub) = sub.as_deref().filter(|s| !s.is_empty()) {
             let rel = Path::new(sub);
             if rel.is_absolute() || rel.components().any(|c| matches!(c, Component::ParentDir)) {
                 return Err(format!("subPath {sub:?} must be a relative path without '..'"));
@@ -369,7 +377,7 @@ mod tests {
             volume_mounts: Some(vec![mount("data", "/d", None, None), mount("cfg", "/etc/cfg", None, Some(false)), mount("data", "/s", Some("sub"), Some(true)), mount("data", "/n", Some("new/dir"), None)]),
             ..Default::default()
         };
-        let m = container_mounts(&c, &volumes).unwrap();
+        let m = container_mounts(&c, &volumes, &[]).unwrap();
         assert_eq!((m[0].host_path.as_str(), m[0].readonly), (data.to_str().unwrap(), false));
         assert!(m[1].readonly, "API data volumes are read-only");
         assert!(m[2].readonly && m[2].host_path.ends_with("/data/sub"));
@@ -377,10 +385,14 @@ mod tests {
         assert!(data.join("new/dir").is_dir(), "a missing subPath is created");
         for bad in ["../x", "/abs", "escape"] {
             let c = Container { name: "c".into(), volume_mounts: Some(vec![mount("data", "/x", Some(bad), None)]), ..Default::default() };
-            assert!(container_mounts(&c, &volumes).is_err(), "{bad}");
+            assert!(container_mounts(&c, &volumes, &[]).is_err(), "{bad}");
         }
         let c = Container { name: "c".into(), volume_mounts: Some(vec![mount("nope", "/x", None, None)]), ..Default::default() };
-        assert!(container_mounts(&c, &volumes).is_err());
+        assert!(container_mounts(&c, &volumes, &[]).is_err());
+        let expr = VolumeMount { name: "data".into(), mount_path: "/e".into(), sub_path_expr: Some("pods/$(POD)".into()), ..Default::default() };
+        let c = Container { name: "c".into(), volume_mounts: Some(vec![expr]), ..Default::default() };
+        let m = container_mounts(&c, &volumes, &[("POD".into(), "web-1".into())]).unwrap();
+        assert!(m[0].host_path.ends_with("/data/pods/web-1"), "{}", m[0].host_path);
     }
 
     #[test]
