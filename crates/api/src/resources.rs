@@ -138,7 +138,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         NONE, STATUS),
     r("", "v1", "Secret", "secrets", "secret", Namespaced, NONE, NONE, NONE),
     r("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", Namespaced, &["sa"], NONE,
-        NONE),
+        &["token"]),
     r("", "v1", "Service", "services", "service", Namespaced, &["svc"], ALL, STATUS),
     // apiextensions.k8s.io/v1
     r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions",

@@ -38,6 +38,8 @@ pub struct State {
     pub metrics: std::sync::OnceLock<MetricsHook>,
     /// Reaches kubelets for the connect subresources (`pods/log`, `pods/exec`, ...).
     pub kubelet: Option<crate::kubelet::KubeletClient>,
+    /// Issues and verifies service-account tokens when set (by the binary, which has the key).
+    pub service_accounts: std::sync::OnceLock<crate::serviceaccount::TokenSigner>,
 }
 
 /// Produces the Prometheus text of `/metrics`.
@@ -94,6 +96,13 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
     json_response(e.code, &e.body())
 }
 
+/// The token of an `Authorization: Bearer` header.
+fn bearer_token(req: &Request<Body>) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned()).filter(|t| !t.is_empty())
+}
+
 /// Entry point for every request.
 pub async fn handle(state: Arc<State>, identity: Option<Identity>, req: Request<Body>) -> Response<Body> {
     let path = req.uri().path().to_owned();
@@ -108,6 +117,14 @@ pub async fn handle(state: Arc<State>, identity: Option<Identity>, req: Request<
         "/version" => return json_response(StatusCode::OK, &crate::version()),
         _ => {}
     }
+    // A client certificate wins; otherwise a service-account bearer token.
+    let identity = match identity {
+        Some(i) => Some(i),
+        None => match bearer_token(&req) {
+            Some(token) => crate::serviceaccount::authenticate(&state, &token).await,
+            None => None,
+        },
+    };
     let Some(identity) = identity else {
         return error_response(&ApiError::unauthorized());
     };
@@ -494,9 +511,19 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
             let (body, ct) = body_read.clone()?;
             let def = rkube_api::schema::definition_name(info);
             let warnings = fieldcheck::check_body(info, &def, directive, &body, &ct)?;
-            let obj = decode_body(info, &body, &ct)?;
+            let mut obj = decode_body(info, &body, &ct)?;
+            if info.group.is_empty() && info.plural == "pods" {
+                let ns = rp.namespace.as_deref().unwrap_or("default");
+                obj = crate::serviceaccount::admit_pod(state, ns, obj).await;
+            }
             let created = reg.create(info, rp.namespace.as_deref(), obj, &opts).await?;
             Ok(warnings.attach(json_response(StatusCode::CREATED, &render_one(info, out, created, &q))))
+        }
+        (&Method::POST, true, Some("token")) => {
+            let (body, ct) = body_read.clone()?;
+            let request = decode_body(info, &body, &ct)?;
+            let answer = crate::serviceaccount::token_request(state, &rp, &request).await?;
+            Ok(json_response(StatusCode::CREATED, &answer))
         }
         (&Method::POST, true, Some("binding")) => {
             let opts = write_options(&q, &ua)?;

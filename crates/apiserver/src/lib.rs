@@ -7,7 +7,8 @@
 //!
 //! Modules: [`request`] parses paths, [`discovery`] answers discovery, [`registry`] is the
 //! generic registry over the [`rkube_store::Store`], [`watchcache`] serves lists and
-//! watches from memory, [`handlers`] is the HTTP glue, [`status`] the error bodies.
+//! watches from memory, [`handlers`] is the HTTP glue, [`status`] the error bodies,
+//! [`serviceaccount`] issues (TokenRequest) and authenticates service-account tokens.
 
 pub mod deletion;
 pub mod discovery;
@@ -19,6 +20,7 @@ pub mod limits;
 pub mod namespace;
 pub mod registry;
 pub mod request;
+pub mod serviceaccount;
 pub mod status;
 pub mod strategy;
 pub mod tls;
@@ -112,6 +114,7 @@ impl Server {
             snapshot: std::sync::OnceLock::new(),
             metrics: std::sync::OnceLock::new(),
             kubelet,
+            service_accounts: std::sync::OnceLock::new(),
         });
         let task = tokio::spawn(tls::serve(listener, acceptor, state.clone(), shutdown.clone()));
         namespace::bootstrap(&state.registry).await?;

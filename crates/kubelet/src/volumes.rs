@@ -6,7 +6,8 @@
 //! Sources: emptyDir (a directory; medium Memory is a tmpfs sized by sizeLimit, else the
 //! node's allocatable memory), hostPath (with its type checks, [`hostpath`]), configMap,
 //! secret, downwardAPI and projected (files from [`payload`], written by the [`atomic`]
-//! writer, so re-running [`setup`] while the pod runs delivers updates), and
+//! writer, so re-running [`setup`] while the pod runs delivers updates; secret and projected
+//! volumes on a tmpfs, as upstream), and
 //! persistentVolumeClaim bound to a hostPath or local PersistentVolume (the PV's path).
 //!
 //! Errors carry upstream's message: `MountVolume.SetUp failed for volume "x" : configmap "y"
@@ -111,11 +112,16 @@ async fn setup_one(host: &Host<'_>, pod: &Pod, v: &Volume) -> Result<HostVolume,
     } else if let Some(d) = &v.downward_api {
         (PLUGIN_DOWNWARD_API, payload::downward(pod, d.items.as_deref().unwrap_or_default(), d.default_mode.unwrap_or(DEFAULT_MODE), &downward)?)
     } else if let Some(p) = &v.projected {
-        (PLUGIN_PROJECTED, projected(host, pod, p).await?)
+        (PLUGIN_PROJECTED, projected(host, pod, p, &dir(PLUGIN_PROJECTED)).await?)
     } else {
         return Err("volume type not supported by rkube".into());
     };
     let path = dir(plugin);
+    // Secrets and projected tokens live in memory, never on the node's disk (upstream wraps
+    // them in a medium-Memory emptyDir).
+    if plugin == PLUGIN_SECRET || plugin == PLUGIN_PROJECTED {
+        empty_dir(&path, "Memory", None, host.allocatable.memory_bytes)?;
+    }
     atomic::write(&path, &files, &atomic::stamp(crate::clock::now())).map_err(|e| format!("writing {}: {e}", path.display()))?;
     Ok(HostVolume { path, read_only: true })
 }
@@ -136,7 +142,7 @@ fn keys_payload(
     }
 }
 
-async fn projected(host: &Host<'_>, pod: &Pod, p: &k8s_openapi::api::core::v1::ProjectedVolumeSource) -> Result<Payload, String> {
+async fn projected(host: &Host<'_>, pod: &Pod, p: &k8s_openapi::api::core::v1::ProjectedVolumeSource, dir: &Path) -> Result<Payload, String> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     let mode = p.default_mode.unwrap_or(DEFAULT_MODE);
     let mut out = Payload::new();
@@ -151,7 +157,14 @@ async fn projected(host: &Host<'_>, pod: &Pod, p: &k8s_openapi::api::core::v1::P
             let downward = Downward { allocatable: host.allocatable, host_ip: host.host_ip, pod_ips: host.pod_ips };
             payload::downward(pod, d.items.as_deref().unwrap_or_default(), mode, &downward)?
         } else if let Some(t) = &source.service_account_token {
-            let token = token::request(host.client, pod, t.audience.as_deref(), t.expiration_seconds).await?;
+            // The token already written is kept until 80% of its lifetime (upstream's token
+            // manager), so a refresh does not ask for a new one every time.
+            let current = std::fs::read_to_string(dir.join(&t.path)).ok();
+            let now = crate::clock::now().as_second();
+            let token = match current.filter(|c| token::still_fresh(c, t.audience.as_deref(), now)) {
+                Some(c) => c,
+                None => token::request(host.client, pod, t.audience.as_deref(), t.expiration_seconds).await?,
+            };
             [(t.path.clone(), atomic::File { data: token.into_bytes(), mode: mode as u32 })].into()
         } else {
             return Err("projected source not supported by rkube".into());
@@ -292,13 +305,21 @@ fn propagation(mode: Option<&str>) -> Result<api::MountPropagation, String> {
     }
 }
 
-/// The CRI mounts of a container's volumeMounts (readOnly, subPath, mountPropagation).
-pub fn container_mounts(container: &Container, volumes: &Mounted) -> Result<Vec<api::Mount>, String> {
+/// The CRI mounts of a container's volumeMounts (readOnly, subPath or subPathExpr expanded
+/// from the container's environment `env`, mountPropagation).
+pub fn container_mounts(container: &Container, volumes: &Mounted, env: &[(String, String)]) -> Result<Vec<api::Mount>, String> {
     let mut out = Vec::new();
     for m in container.volume_mounts.iter().flatten() {
         let v = volumes.get(&m.name).ok_or_else(|| format!("cannot find volume {:?} to mount into container {:?}", m.name, container.name))?;
         let mut host_path = v.path.clone();
-        if let Some(sub) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
+        let sub = match m.sub_path_expr.as_deref().filter(|s| !s.is_empty()) {
+            Some(expr) => {
+                let lookup = |name: &str| env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+                Some(crate::pods::env::expand(expr, &lookup))
+            }
+            None => m.sub_path.clone(),
+        };
+        if let Some(sub) = sub.as_deref().filter(|s| !s.is_empty()) {
             let rel = Path::new(sub);
             if rel.is_absolute() || rel.components().any(|c| matches!(c, Component::ParentDir)) {
                 return Err(format!("subPath {sub:?} must be a relative path without '..'"));
@@ -356,7 +377,7 @@ mod tests {
             volume_mounts: Some(vec![mount("data", "/d", None, None), mount("cfg", "/etc/cfg", None, Some(false)), mount("data", "/s", Some("sub"), Some(true)), mount("data", "/n", Some("new/dir"), None)]),
             ..Default::default()
         };
-        let m = container_mounts(&c, &volumes).unwrap();
+        let m = container_mounts(&c, &volumes, &[]).unwrap();
         assert_eq!((m[0].host_path.as_str(), m[0].readonly), (data.to_str().unwrap(), false));
         assert!(m[1].readonly, "API data volumes are read-only");
         assert!(m[2].readonly && m[2].host_path.ends_with("/data/sub"));
@@ -364,10 +385,14 @@ mod tests {
         assert!(data.join("new/dir").is_dir(), "a missing subPath is created");
         for bad in ["../x", "/abs", "escape"] {
             let c = Container { name: "c".into(), volume_mounts: Some(vec![mount("data", "/x", Some(bad), None)]), ..Default::default() };
-            assert!(container_mounts(&c, &volumes).is_err(), "{bad}");
+            assert!(container_mounts(&c, &volumes, &[]).is_err(), "{bad}");
         }
         let c = Container { name: "c".into(), volume_mounts: Some(vec![mount("nope", "/x", None, None)]), ..Default::default() };
-        assert!(container_mounts(&c, &volumes).is_err());
+        assert!(container_mounts(&c, &volumes, &[]).is_err());
+        let expr = VolumeMount { name: "data".into(), mount_path: "/e".into(), sub_path_expr: Some("pods/$(POD)".into()), ..Default::default() };
+        let c = Container { name: "c".into(), volume_mounts: Some(vec![expr]), ..Default::default() };
+        let m = container_mounts(&c, &volumes, &[("POD".into(), "web-1".into())]).unwrap();
+        assert!(m[0].host_path.ends_with("/data/pods/web-1"), "{}", m[0].host_path);
     }
 
     #[test]

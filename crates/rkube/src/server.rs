@@ -337,6 +337,12 @@ pub async fn run(args: ServerArgs, full_server: bool) -> anyhow::Result<()> {
         })
     };
     let _ = server.state.snapshot.set(hook);
+    match rkube_apiserver::serviceaccount::TokenSigner::from_pem(&pki.sa_private_pem) {
+        Ok(signer) => {
+            let _ = server.state.service_accounts.set(signer);
+        }
+        Err(e) => tracing::warn!(error = %e, "service-account tokens disabled"),
+    }
     let _ = server.state.metrics.set(metrics_hook(store_metrics, compaction_stats, etcd, data_dir.join("db")));
     if !args.datastore.etcd_disable_snapshots {
         let schedule = crate::snapshot::Schedule {

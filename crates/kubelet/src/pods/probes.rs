@@ -10,8 +10,9 @@
 //! containers whose liveness or startup probe failed ([`Prober::must_kill`]).
 //!
 //! Handlers: exec (CRI ExecSync with the probe's timeout; DEADLINE_EXCEEDED is a failure),
-//! httpGet (HTTP/1.1 to the pod's own IP — never another host, DESIGN.md network safety;
-//! 2xx and 3xx succeed) and tcpSocket. Redirects are not followed (a 3xx is a success).
+//! httpGet (HTTP/1.1, or HTTPS without certificate verification as upstream, to the pod's own
+//! IP — never another host, DESIGN.md network safety; 2xx and 3xx succeed) and tcpSocket.
+//! Redirects are not followed (a 3xx is a success).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -340,16 +341,18 @@ pub async fn run_probe(cri: &Cri, probe: &Probe, container: &Container, id: &str
             Ok(p) => p,
             Err(e) => return Outcome::Error(e),
         };
-        if http.scheme.as_deref().is_some_and(|s| !s.eq_ignore_ascii_case("HTTP")) {
-            return Outcome::Error(format!("unsupported scheme {:?}", http.scheme.as_deref().unwrap_or("")));
-        }
+        let tls = match http.scheme.as_deref().unwrap_or("HTTP") {
+            s if s.eq_ignore_ascii_case("HTTP") => false,
+            s if s.eq_ignore_ascii_case("HTTPS") => true,
+            other => return Outcome::Error(format!("unsupported scheme {other:?}")),
+        };
         // Only the pod's own IP (network safety): a `host` elsewhere is refused.
         if let Some(host) = http.host.as_deref().filter(|h| !h.is_empty() && *h != pod_ip) {
             return Outcome::Error(format!("probe host {host} is not the pod's IP; refusing to connect"));
         }
         let headers: Vec<(String, String)> = http.http_headers.iter().flatten().map(|h| (h.name.clone(), h.value.clone())).collect();
         let path = http.path.clone().unwrap_or_default();
-        return http_probe(pod_ip, port, &path, &headers, limit).await;
+        return http_probe(&Target { ip: pod_ip, port, tls }, &path, &headers, limit).await;
     }
     if let Some(tcp) = &probe.tcp_socket {
         let port = match resolve_port(&tcp.port, container) {
@@ -459,28 +462,100 @@ pub fn status_code(head: &[u8]) -> Option<u16> {
     parts.next()?.parse().ok()
 }
 
-async fn http_probe(ip: &str, port: u16, path: &str, headers: &[(String, String)], limit: Duration) -> Outcome {
-    let addr = join_host_port(ip, port);
-    let url = format!("http://{addr}{}", if path.starts_with('/') { path.to_owned() } else { format!("/{path}") });
-    let attempt = async {
-        let mut stream = tokio::net::TcpStream::connect(&addr).await.map_err(|e| format!("dial tcp {addr}: connect: {}", io_text(&e)))?;
-        stream.write_all(http_request(ip, port, path, headers).as_bytes()).await.map_err(|e| io_text(&e))?;
-        let mut head = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !head.contains(&b'\n') && head.len() < 8192 {
-            let n = stream.read(&mut buf).await.map_err(|e| io_text(&e))?;
-            if n == 0 {
-                return Err("EOF".to_owned());
-            }
-            head.extend_from_slice(&buf[..n]);
+/// Where an HTTP probe goes.
+struct Target<'a> {
+    ip: &'a str,
+    port: u16,
+    tls: bool,
+}
+
+/// Sends the request on `stream` and reads the status code of the answer.
+async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut stream: S, request: &str) -> Result<u16, String> {
+    stream.write_all(request.as_bytes()).await.map_err(|e| io_text(&e))?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.contains(&b'\n') && head.len() < 8192 {
+        let n = stream.read(&mut buf).await.map_err(|e| io_text(&e))?;
+        if n == 0 {
+            return Err("EOF".to_owned());
         }
-        status_code(&head).ok_or_else(|| "malformed HTTP response".to_owned())
+        head.extend_from_slice(&buf[..n]);
+    }
+    status_code(&head).ok_or_else(|| "malformed HTTP response".to_owned())
+}
+
+async fn http_probe(target: &Target<'_>, path: &str, headers: &[(String, String)], limit: Duration) -> Outcome {
+    let addr = join_host_port(target.ip, target.port);
+    let scheme = if target.tls { "https" } else { "http" };
+    let url = format!("{scheme}://{addr}{}", if path.starts_with('/') { path.to_owned() } else { format!("/{path}") });
+    let request = http_request(target.ip, target.port, path, headers);
+    let attempt = async {
+        let stream = tokio::net::TcpStream::connect(&addr).await.map_err(|e| format!("dial tcp {addr}: connect: {}", io_text(&e)))?;
+        if !target.tls {
+            return exchange(stream, &request).await;
+        }
+        let ip: std::net::IpAddr = target.ip.parse().map_err(|_| format!("invalid pod IP {:?}", target.ip))?;
+        let name = rustls::pki_types::ServerName::IpAddress(ip.into());
+        let tls = tokio_rustls::TlsConnector::from(insecure_tls()).connect(name, stream).await.map_err(|e| e.to_string())?;
+        exchange(tls, &request).await
     };
     match tokio::time::timeout(limit, attempt).await {
         Ok(Ok(code)) if (200..400).contains(&code) => Outcome::Success,
         Ok(Ok(code)) => Outcome::Failure(format!("HTTP probe failed with statuscode: {code}")),
         Ok(Err(e)) => Outcome::Failure(format!("Get \"{url}\": {e}")),
         Err(_) => Outcome::Failure(format!("Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)")),
+    }
+}
+
+/// TLS without certificate verification: upstream's HTTPS probes skip it too
+/// (InsecureSkipVerify), since pods serve self-signed certificates.
+fn insecure_tls() -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// Accepts any server certificate, but still checks the handshake signatures.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -554,14 +629,48 @@ mod tests {
             }
         });
         let limit = Duration::from_secs(5);
-        assert_eq!(http_probe("127.0.0.1", port, "/", &[], limit).await, Outcome::Success);
-        assert_eq!(http_probe("127.0.0.1", port, "/", &[], limit).await, Outcome::Failure("HTTP probe failed with statuscode: 500".into()));
-        assert_eq!(http_probe("127.0.0.1", port, "/", &[], limit).await, Outcome::Success);
+        let target = Target { ip: "127.0.0.1", port, tls: false };
+        assert_eq!(http_probe(&target, "/", &[], limit).await, Outcome::Success);
+        assert_eq!(http_probe(&target, "/", &[], limit).await, Outcome::Failure("HTTP probe failed with statuscode: 500".into()));
+        assert_eq!(http_probe(&target, "/", &[], limit).await, Outcome::Success);
         server.await.unwrap();
         // Nothing listens there any more.
         match tcp_probe("127.0.0.1", port, limit).await {
             Outcome::Failure(m) => assert!(m.ends_with("connection refused"), "{m}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn https_probes_accept_self_signed_certificates() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["pod".into()]).unwrap().self_signed(&key).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], der)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let serve = tokio::spawn(async move {
+            for code in [204, 503] {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let mut s = acceptor.accept(tcp).await.unwrap();
+                let mut buf = [0u8; 1024];
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(buf[..n].starts_with(b"GET /ready HTTP/1.1"));
+                s.write_all(format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\n\r\n").as_bytes()).await.unwrap();
+                let _ = s.shutdown().await;
+            }
+        });
+        let target = Target { ip: "127.0.0.1", port, tls: true };
+        let limit = Duration::from_secs(5);
+        assert_eq!(http_probe(&target, "/ready", &[], limit).await, Outcome::Success);
+        assert_eq!(http_probe(&target, "/ready", &[], limit).await, Outcome::Failure("HTTP probe failed with statuscode: 503".into()));
+        serve.await.unwrap();
     }
 }

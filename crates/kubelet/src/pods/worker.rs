@@ -438,7 +438,7 @@ async fn start_container(
     };
     let (command, args) = env::expand_command(spec, &env);
     let no_volumes = volumes::Mounted::new();
-    let mounts = match volumes::container_mounts(spec, state.volumes.as_ref().map(|(v, _)| v).unwrap_or(&no_volumes)) {
+    let mounts = match volumes::container_mounts(spec, state.volumes.as_ref().map(|(v, _)| v).unwrap_or(&no_volumes), &env) {
         Ok(m) => m,
         Err(e) => return fail(state, "CreateContainerConfigError", e),
     };

@@ -33,3 +33,36 @@ pub async fn request(client: &kube::Client, pod: &Pod, audience: Option<&str>, e
         .map_err(|e| format!("failed to fetch token: {e}"))?;
     answer.status.map(|s| s.token).filter(|t| !t.is_empty()).ok_or_else(|| "failed to fetch token: empty token in the answer".into())
 }
+
+/// Whether a token the kubelet wrote is still good to keep: before 80% of its lifetime and
+/// for the same audience (the claims are read, not verified: the kubelet wrote the file).
+pub fn still_fresh(token: &str, audience: Option<&str>, now_secs: i64) -> bool {
+    use base64::Engine as _;
+    let Some(payload) = token.split('.').nth(1) else { return false };
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload) else { return false };
+    let Ok(claims) = serde_json::from_slice::<serde_json::Value>(&bytes) else { return false };
+    let (Some(iat), Some(exp)) = (claims["iat"].as_i64(), claims["exp"].as_i64()) else { return false };
+    let same_audience = match audience.filter(|a| !a.is_empty()) {
+        Some(a) => claims["aud"].as_array().is_some_and(|list| list.iter().any(|x| x == a)),
+        None => true,
+    };
+    same_audience && now_secs < iat + (exp - iat) * 8 / 10
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    #[test]
+    fn tokens_are_refreshed_at_eighty_percent_of_their_lifetime() {
+        let claims = serde_json::json!({"iat": 1000, "exp": 2000, "aud": ["api"]});
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.to_string());
+        let token = format!("h.{b64}.s");
+        assert!(still_fresh(&token, None, 1500));
+        assert!(still_fresh(&token, Some("api"), 1799));
+        assert!(!still_fresh(&token, Some("api"), 1800));
+        assert!(!still_fresh(&token, Some("vault"), 1500));
+        assert!(!still_fresh("garbage", None, 0));
+    }
+}

@@ -150,3 +150,44 @@ spec:
     assert_eq!(columns(&c, "ready").2, "0", "readiness failures never restart the container");
     assert!(events(&c, "ready", "Killing").is_empty());
 }
+
+const STARTUP: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: slow}
+spec:
+  containers:
+  - name: c
+    image: rkube.local/busybox:1.35
+    command: [sh, -c, "trap 'exit 0' TERM; while true; do sleep 1; done"]
+    startupProbe:
+      exec: {command: [sh, -c, "echo not-yet; exit 1"]}
+      periodSeconds: 1
+      failureThreshold: 4
+    livenessProbe:
+      exec: {command: [sh, -c, "exit 1"]}
+      periodSeconds: 1
+      failureThreshold: 1
+"#;
+
+#[test]
+fn a_startup_probe_holds_liveness_back_and_its_failure_restarts_the_container() {
+    let c = cluster();
+    c.apply(STARTUP);
+    // Running but not started (and so not ready) while the startup probe fails.
+    let pending = eventually(Duration::from_secs(60), || {
+        !field(&c, "slow", "{.status.containerStatuses[0].state.running.startedAt}").is_empty()
+            && field(&c, "slow", "{.status.containerStatuses[0].started}") == "false"
+            && columns(&c, "slow").0 == "0/1"
+    });
+    assert!(pending, "{}", c.kubectl(&["get", "pod", "slow", "-o", "yaml"]).stdout);
+    let killed = eventually(Duration::from_secs(60), || {
+        events(&c, "slow", "Killing").iter().any(|m| m == "Container c failed startup probe, will be restarted")
+    });
+    assert!(killed, "{:?}", events(&c, "slow", "Killing"));
+    let unhealthy = events(&c, "slow", "Unhealthy");
+    assert!(unhealthy.iter().any(|m| m == "Startup probe failed: not-yet"), "{unhealthy:?}");
+    assert!(!unhealthy.iter().any(|m| m.starts_with("Liveness")), "liveness must wait for startup: {unhealthy:?}");
+    let restarted = eventually(Duration::from_secs(60), || columns(&c, "slow").2.parse::<i32>().unwrap_or(0) >= 1);
+    assert!(restarted, "{}", c.kubectl(&["get", "pod", "slow", "-o", "yaml"]).stdout);
+}

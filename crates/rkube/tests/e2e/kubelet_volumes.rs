@@ -137,7 +137,10 @@ fn a_pod_sees_its_configmap_secret_downward_api_and_local_volumes_and_configmap_
     let cfg = pod_dir.join("volumes/kubernetes.io~configmap/cfg");
     assert_eq!(std::fs::read_link(cfg.join("greeting")).expect("user-visible symlink"), Path::new("..data/greeting"));
     assert!(pod_dir.join("volumes/kubernetes.io~empty-dir/scratch/f").is_file());
-    assert_eq!(mounts_under(&pod_dir).len(), 1, "one tmpfs");
+    // Two tmpfs: the Memory emptyDir and the secret volume (secrets never touch the disk).
+    let mounts = mounts_under(&pod_dir);
+    assert_eq!(mounts.len(), 2, "{mounts:?}");
+    assert!(mounts.iter().any(|m| m.ends_with("kubernetes.io~secret/sec")), "{mounts:?}");
 
     // An update reaches the running container's file.
     c.k(&["patch", "configmap", "cfg", "-p", r#"{"data":{"greeting":"updated"}}"#]);
@@ -182,4 +185,81 @@ fn a_missing_configmap_keeps_the_pod_creating_until_it_exists() {
     let running = eventually(Duration::from_secs(60), || columns(&c, "nocm").1 == "Running");
     assert!(running, "{}", c.kubectl(&["get", "pod", "nocm", "-o", "yaml"]).stdout);
     wait_log(&c, "nocm", "got=arrived");
+}
+
+const TOKEN_PODS: &str = r#"
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: robot}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: tok}
+spec:
+  serviceAccountName: robot
+  containers:
+  - name: c
+    image: rkube.local/busybox:1.35
+    command:
+    - sh
+    - -c
+    - |
+      d=/var/run/secrets/kubernetes.io/serviceaccount
+      echo "token=$(cat $d/token)"
+      echo "ns=$(cat $d/namespace)"
+      echo "ca=$(head -1 $d/ca.crt)"
+      sleep 3600
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: notok}
+spec:
+  serviceAccountName: robot
+  automountServiceAccountToken: false
+  containers:
+  - name: c
+    image: rkube.local/busybox:1.35
+    command: [sh, -c, "ls /var/run/secrets/kubernetes.io/serviceaccount 2>/dev/null || echo no-sa-dir; sleep 3600"]
+"#;
+
+/// `kubectl get --raw /api` as the bearer of `token` (no client certificate).
+fn api_as(c: &Cluster, token: &str) -> crate::harness::Run {
+    let kubeconfig = std::fs::read_to_string(c.kubeconfig()).expect("kubeconfig");
+    let server = kubeconfig.lines().find_map(|l| l.trim().strip_prefix("server: ")).expect("server URL").trim().trim_matches('"').to_owned();
+    let ca = c.data_dir().join("tls/ca.crt");
+    let ca = ca.to_str().expect("utf-8 path");
+    c.kubectl_with(&["--kubeconfig=/dev/null", "--server", &server, "--certificate-authority", ca, "--token", token, "get", "--raw", "/api"], None, &[])
+}
+
+#[test]
+fn the_projected_service_account_token_is_accepted_by_the_api_server_while_its_pod_exists() {
+    let c = cluster();
+    // The root CA ConfigMap every namespace gets from the controller manager.
+    let ca = std::fs::read_to_string(c.data_dir().join("tls/ca.crt")).expect("cluster CA");
+    let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": ca}});
+    c.apply(&cm.to_string());
+    c.apply(TOKEN_PODS);
+    // The admission injected the volume; the opt-out pod has none.
+    let volumes = field(&c, "tok", "{.spec.volumes[*].name}");
+    assert!(volumes.starts_with("kube-api-access-"), "{volumes}");
+    assert_eq!(field(&c, "tok", "{.spec.containers[0].volumeMounts[0].mountPath}"), "/var/run/secrets/kubernetes.io/serviceaccount");
+    assert_eq!(field(&c, "notok", "{.spec.volumes}"), "");
+    wait_log(&c, "tok", "ca=-----BEGIN CERTIFICATE-----");
+    wait_log(&c, "notok", "no-sa-dir");
+    let log = log_text(&c, "tok", "c");
+    assert!(log.contains("ns=default"), "{log}");
+    let token = log.lines().find_map(|l| l.split_once(" stdout F token=").map(|(_, t)| t.trim().to_owned())).expect("token line");
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+
+    let ok = api_as(&c, &token);
+    assert!(ok.ok && ok.stdout.contains("\"APIVersions\""), "{}{}", ok.stdout, ok.stderr);
+    let mut forged = token.clone();
+    forged.push('x');
+    let bad = api_as(&c, &forged);
+    assert!(!bad.ok && bad.stderr.contains("Unauthorized"), "{}{}", bad.stdout, bad.stderr);
+
+    // The token is bound to its pod: once the pod is gone, so is the token's validity.
+    c.k(&["delete", "pod", "tok", "--grace-period=1"]);
+    let refused = eventually(Duration::from_secs(60), || !api_as(&c, &token).ok);
+    assert!(refused, "a token of a deleted pod must be refused");
 }
