@@ -137,9 +137,11 @@ fn a_pod_sees_its_configmap_secret_downward_api_and_local_volumes_and_configmap_
     let cfg = pod_dir.join("volumes/kubernetes.io~configmap/cfg");
     assert_eq!(std::fs::read_link(cfg.join("greeting")).expect("user-visible symlink"), Path::new("..data/greeting"));
     assert!(pod_dir.join("volumes/kubernetes.io~empty-dir/scratch/f").is_file());
-    // Two tmpfs: the Memory emptyDir and the secret volume (secrets never touch the disk).
+    // Three tmpfs: the Memory emptyDir, the secret volume and the projected service-account
+    // volume that admission adds (secrets and tokens never touch the disk).
     let mounts = mounts_under(&pod_dir);
-    assert_eq!(mounts.len(), 2, "{mounts:?}");
+    assert_eq!(mounts.len(), 3, "{mounts:?}");
+    assert!(mounts.iter().any(|m| m.contains("kubernetes.io~projected/kube-api-access-")), "{mounts:?}");
     assert!(mounts.iter().any(|m| m.ends_with("kubernetes.io~secret/sec")), "{mounts:?}");
 
     // An update reaches the running container's file.
