@@ -57,7 +57,10 @@ fn kube_rs_watcher_sees_changes_in_order_and_resumes_after_restart() {
         // the old client reconnects to the same address
         let mut done = false;
         for _ in 0..50 {
-            if api.create(&PostParams::default(), &cm("b", "after-restart")).await.is_ok() {
+            // Bounded: a request on a connection to the old server must not hang the test.
+            let (params, object) = (PostParams::default(), cm("b", "after-restart"));
+            let attempt = tokio::time::timeout(Duration::from_secs(5), api.create(&params, &object)).await;
+            if matches!(attempt, Ok(Ok(_))) {
                 done = true;
                 break;
             }
