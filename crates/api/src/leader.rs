@@ -199,6 +199,36 @@ impl LeaderElector {
     }
 }
 
+/// Runs `work` while this process leads (at once when election is disabled): waits for the
+/// lease, then runs `work` with a token that is cancelled when leadership is lost or
+/// `shutdown` comes. Returns `false` only when leadership was lost, after `work` has stopped.
+pub async fn run_while_leading<F, Fut>(client: kube::Client, config: &LeaderElection, identity: &str, shutdown: &CancellationToken, work: F) -> bool
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    if !config.enabled {
+        work(shutdown.clone()).await;
+        return true;
+    }
+    let elector = LeaderElector::new(client, config.clone(), identity.to_owned());
+    if !elector.acquire(shutdown).await {
+        return true;
+    }
+    tracing::info!(identity, lease = %format!("{}/{}", config.namespace, config.name), "became leader");
+    let token = shutdown.child_token();
+    let run = work(token.clone());
+    tokio::pin!(run);
+    tokio::select! {
+        _ = &mut run => true,
+        kept = elector.hold(shutdown) => {
+            token.cancel();
+            run.await;
+            kept
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! The controller manager: leader election, the shared informers, and the enabled
 //! controllers, started once the caches have synced (upstream `kube-controller-manager`).
 
-use rkube_api::leader::LeaderElector;
+use rkube_api::leader::run_while_leading;
 use tokio_util::sync::CancellationToken;
 
 use crate::informer::Informers;
@@ -21,25 +21,10 @@ impl ControllerManager {
     /// Runs the controllers until `shutdown` (with leader election: once leading). Returns
     /// early only when leadership is lost.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
-        if !self.config.leader_election.enabled {
-            self.run_controllers(shutdown).await;
-            return Ok(());
-        }
-        let elector = LeaderElector::new(self.client.clone(), self.config.leader_election.clone(), self.config.identity.clone());
-        if !elector.acquire(&shutdown).await {
-            return Ok(());
-        }
-        tracing::info!(identity = %self.config.identity, "controller manager became leader");
-        let work = shutdown.child_token();
-        let run = self.run_controllers(work.clone());
-        tokio::pin!(run);
-        tokio::select! {
-            _ = &mut run => Ok(()),
-            kept = elector.hold(&shutdown) => {
-                work.cancel();
-                run.await;
-                if kept { Ok(()) } else { Err(Error::LeaderElectionLost) }
-            }
+        let (client, c) = (self.client.clone(), &self.config);
+        match run_while_leading(client, &c.leader_election, &c.identity, &shutdown, |work| self.run_controllers(work)).await {
+            true => Ok(()),
+            false => Err(Error::LeaderElectionLost),
         }
     }
 

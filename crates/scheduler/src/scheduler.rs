@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::algorithm::{self, AlgorithmState, Rng};
 use crate::cache::Cache;
 use crate::config::Config;
-use crate::leader::LeaderElector;
+use crate::leader::run_while_leading;
 use crate::node_info::PodInfo;
 use crate::plugins::volume_binding::Volumes;
 use crate::preemption;
@@ -63,25 +63,10 @@ impl Scheduler {
     /// Schedules pods until `shutdown` is cancelled (with leader election: once leading).
     /// Returns early only when leadership is lost.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
-        if !self.config.leader_election.enabled {
-            self.run_scheduling(shutdown).await;
-            return Ok(());
-        }
-        let elector = LeaderElector::new(self.client.clone(), self.config.leader_election.clone(), self.config.identity.clone());
-        if !elector.acquire(&shutdown).await {
-            return Ok(());
-        }
-        tracing::info!(identity = %self.config.identity, "became leader");
-        let work = shutdown.child_token();
-        let run = self.run_scheduling(work.clone());
-        tokio::pin!(run);
-        tokio::select! {
-            _ = &mut run => Ok(()),
-            kept = elector.hold(&shutdown) => {
-                work.cancel();
-                run.await;
-                if kept { Ok(()) } else { Err(Error::LeaderElectionLost) }
-            }
+        let (client, c) = (self.client.clone(), &self.config);
+        match run_while_leading(client, &c.leader_election, &c.identity, &shutdown, |work| self.run_scheduling(work)).await {
+            true => Ok(()),
+            false => Err(Error::LeaderElectionLost),
         }
     }
 
