@@ -160,8 +160,7 @@ impl Kubelet {
                     serving_cert_pem: None,
                     serving_key_pem: None,
                 };
-                let addr = server::serve(config, cri.clone(), shutdown.clone()).await.context("starting the kubelet's HTTPS server")?;
-                tracing::info!(address = %addr, "kubelet server listening");
+                server::serve(config, cri.clone(), shutdown.clone()).await.context("starting the kubelet's HTTPS server")?;
             }
             None => tracing::warn!("no client CA: the kubelet's HTTPS server (logs, exec, port-forward) is not started"),
         }
