@@ -13,7 +13,9 @@ pub struct Cluster {
     /// Whether the server runs its agent (kubelet + containerd); see [`Cluster::start_agent`].
     pub agent: bool,
     /// Held while an agent runs: agents share the machine's pod bridge and pod subnet.
-    agent_lock: Option<std::sync::MutexGuard<'static, ()>>,
+    /// Held while this cluster's agent runs: a lock on a machine-wide file, so agents of
+    /// concurrent test processes (other checkouts too) take turns on the one pod bridge.
+    agent_lock: Option<std::fs::File>,
     child: Option<Child>,
 }
 
@@ -67,10 +69,18 @@ impl Cluster {
     /// unique node name (`e2e-<port>`) and a free kubelet port. On drop every sandbox of that
     /// containerd is stopped and removed and containerd stops. Agents share the machine's pod
     /// bridge (`rkube0`, one subnet per bridge) and the default pod /24, so agents run one at
-    /// a time: this waits until the previous test's agent cluster is dropped.
+    /// a time, on this machine: this waits until every other agent cluster is dropped (an
+    /// exclusive lock on /run/lock/rkube-e2e-agent.lock, released by the kernel even when a
+    /// test process dies).
     pub fn start_agent() -> Cluster {
-        static AGENTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let agent_lock = Some(AGENTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open("/run/lock/rkube-e2e-agent.lock")
+            .expect("open the agent lock file");
+        lock.lock().expect("lock the agent lock file");
+        let agent_lock = Some(lock);
         let port = free_port();
         let node = format!("e2e-{port}");
         let extra_args = ["--node-name", &node, "--kubelet-port", &free_port().to_string()]
