@@ -649,9 +649,7 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
 }
 
 fn watch_frame(kind: &str, object: &Value) -> Bytes {
-    let mut v = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
-    v.push(b'\n');
-    Bytes::from(v)
+    crate::watchcache::watch_line(kind, object)
 }
 
 async fn watch(
@@ -713,7 +711,10 @@ async fn watch(
             }
         }
     };
-    let matches = move |ev: &CacheEvent| -> Option<(&'static str, Value)> {
+    // The line a watcher sends for an event, or None when the event is not for it. In the
+    // common case (plain JSON, the storage version, the event's own type) every watcher
+    // sends the event's shared line: no copy or serialization per watcher.
+    let frame = move |ev: &CacheEvent| -> Option<Bytes> {
         if !ev.key.starts_with(&prefix) {
             return None;
         }
@@ -721,14 +722,19 @@ async fn watch(
         let prev = ev.prev.clone().map(|p| crate::registry::view(info, p));
         let now = Registry::matches(info, &lq, &object);
         let before = prev.as_ref().is_some_and(|p| Registry::matches(info, &lq, p));
-        match (ev.kind, before, now) {
-            (WatchKind::Deleted, _, true) => Some(("DELETED", (*object).clone())),
-            (WatchKind::Deleted, _, false) => None,
-            (WatchKind::Added, _, true) => Some(("ADDED", (*object).clone())),
-            (WatchKind::Modified, true, true) => Some(("MODIFIED", (*object).clone())),
-            (WatchKind::Modified, false, true) => Some(("ADDED", (*object).clone())),
-            (WatchKind::Modified, true, false) => Some(("DELETED", (*object).clone())),
-            _ => None,
+        let kind = match (ev.kind, before, now) {
+            (WatchKind::Deleted, _, true) => "DELETED",
+            (WatchKind::Deleted, _, false) => return None,
+            (WatchKind::Added, _, true) => "ADDED",
+            (WatchKind::Modified, true, true) => "MODIFIED",
+            (WatchKind::Modified, false, true) => "ADDED",
+            (WatchKind::Modified, true, false) => "DELETED",
+            _ => return None,
+        };
+        if out == Output::Object && info.storage_version.is_none() && kind == ev.kind.as_str() {
+            Some(ev.frame())
+        } else {
+            Some(watch_frame(kind, &render(&object)))
         }
     };
     let start_rev = sub.rev;
@@ -737,8 +743,8 @@ async fn watch(
         tokio::pin!(deadline);
         let mut last = 0i64;
         for ev in &sub.replay {
-            if let Some((kind, obj)) = matches(ev) {
-                if tx.send(watch_frame(kind, &render(&obj))).await.is_err() {
+            if let Some(line) = frame(ev) {
+                if tx.send(line).await.is_err() {
                     return;
                 }
             }
@@ -762,8 +768,8 @@ async fn watch(
                     Ok(ev) => {
                         if ev.rev <= last { continue; }
                         last = ev.rev;
-                        if let Some((kind, obj)) = matches(&ev) {
-                            if tx.send(watch_frame(kind, &render(&obj))).await.is_err() { return; }
+                        if let Some(line) = frame(&ev) {
+                            if tx.send(line).await.is_err() { return; }
                         }
                     }
                     Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return,

@@ -3,9 +3,10 @@
 //! many clients watch (kube-apiserver's cacher, in small).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::StreamExt;
 use rkube_store::{Entry, EventKind, ListOptions, Revision, Store};
 use serde_json::Value;
@@ -41,6 +42,28 @@ pub struct CacheEvent {
     pub key: String,
     pub object: Arc<Value>,
     pub prev: Option<Arc<Value>>,
+    /// The `{"type":…,"object":…}` line of this event, serialized once for all watchers.
+    frame: OnceLock<Bytes>,
+}
+
+impl CacheEvent {
+    pub fn new(rev: i64, kind: WatchKind, key: String, object: Arc<Value>, prev: Option<Arc<Value>>) -> Self {
+        CacheEvent { rev, kind, key, object, prev, frame: OnceLock::new() }
+    }
+
+    /// The watch line (`{"type":"ADDED","object":{…}}` and a newline) announcing `object` as
+    /// this event's own kind: built by the first watcher that sends it, shared by the rest
+    /// (a thousand watchers cost one serialization, not a thousand).
+    pub fn frame(&self) -> Bytes {
+        self.frame.get_or_init(|| watch_line(self.kind.as_str(), &self.object)).clone()
+    }
+}
+
+/// One line of a JSON watch stream.
+pub fn watch_line(kind: &str, object: &Value) -> Bytes {
+    let mut v = serde_json::to_vec(&serde_json::json!({"type": kind, "object": object})).unwrap_or_default();
+    v.push(b'\n');
+    Bytes::from(v)
 }
 
 struct State {
@@ -143,7 +166,7 @@ impl WatchCache {
             .range(key_prefix.to_owned()..)
             .take_while(|(k, _)| k.starts_with(key_prefix))
             .map(|(k, v)| {
-                Arc::new(CacheEvent { rev: 0, kind: WatchKind::Added, key: k.clone(), object: v.clone(), prev: None })
+                Arc::new(CacheEvent::new(0, WatchKind::Added, k.clone(), v.clone(), None))
             })
             .collect();
         Subscription { replay, live: self.live.subscribe(), rev: st.rev }
@@ -184,14 +207,14 @@ impl WatchCache {
             if !objects.contains_key(k) {
                 let mut gone = (**v).clone();
                 set_resource_version(&mut gone, rev);
-                batch.push(CacheEvent { rev, kind: WatchKind::Deleted, key: k.clone(), object: Arc::new(gone), prev: Some(v.clone()) });
+                batch.push(CacheEvent::new(rev, WatchKind::Deleted, k.clone(), Arc::new(gone), Some(v.clone())));
             }
         }
         for (k, v) in &objects {
             match old.get(k) {
                 Some(o) if o == v => {}
-                Some(o) => batch.push(CacheEvent { rev, kind: WatchKind::Modified, key: k.clone(), object: v.clone(), prev: Some(o.clone()) }),
-                None => batch.push(CacheEvent { rev, kind: WatchKind::Added, key: k.clone(), object: v.clone(), prev: None }),
+                Some(o) => batch.push(CacheEvent::new(rev, WatchKind::Modified, k.clone(), v.clone(), Some(o.clone()))),
+                None => batch.push(CacheEvent::new(rev, WatchKind::Added, k.clone(), v.clone(), None)),
             }
         }
         self.apply(batch, rev).await;
@@ -221,7 +244,7 @@ fn to_cache_event(ev: rkube_store::Event) -> Option<CacheEvent> {
         EventKind::Put if prev.is_some() => WatchKind::Modified,
         EventKind::Put => WatchKind::Added,
     };
-    Some(CacheEvent { rev, kind, key: ev.entry.key.clone(), object: Arc::new(object), prev })
+    Some(CacheEvent::new(rev, kind, ev.entry.key.clone(), Arc::new(object), prev))
 }
 
 async fn follow(cache: std::sync::Weak<WatchCache>, store: Arc<dyn Store>, mut rev: i64) {
