@@ -31,7 +31,13 @@ fn kube_rs_watcher_sees_changes_in_order_and_resumes_after_restart() {
                 Ok(watcher::Event::Delete(o)) => format!("delete {}", o.metadata.name.unwrap_or_default()),
                 Ok(watcher::Event::InitDone) => "init-done".into(),
                 Ok(_) => continue,
-                Err(_) => continue,
+                // No back-off configured: pause here, or a watch failing at once (server
+                // down) spins this task without a yield point and the runtime can never
+                // shut down.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
             };
             if tx.send(line).is_err() {
                 return;
@@ -80,6 +86,7 @@ fn kube_rs_watcher_sees_changes_in_order_and_resumes_after_restart() {
         }
     }
     assert!(seen.contains(&"apply b after-restart".to_owned()), "watcher did not resume after restart: {seen:?}");
+    rt.shutdown_timeout(Duration::from_secs(5));
 }
 
 #[test]
