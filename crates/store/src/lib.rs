@@ -155,6 +155,9 @@ pub enum Error {
     Corrupt { path: String, reason: String },
     #[error("datastore I/O failed")]
     Io(#[from] std::io::Error),
+    /// The disk is full: the write was not made, and writes succeed again once space returns.
+    #[error("no space left on the datastore's disk")]
+    NoSpace(#[source] std::io::Error),
     #[error("datastore unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

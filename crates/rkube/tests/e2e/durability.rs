@@ -75,3 +75,99 @@ fn startup_on_existing_data_is_quick_enough_to_poll() {
     c.spawn();
     assert!(eventually(Duration::from_secs(5), || c.kubectl(&["get", "ns", "default"]).ok));
 }
+
+/// A tmpfs mounted on a path for one test; lazily unmounted on drop (the server may still
+/// hold files there while a failing test unwinds).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(path).expect("mount point");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .expect("mount on the PATH");
+        assert!(status.success(), "mounting a tmpfs needs root");
+        Tmpfs(path.to_owned())
+    }
+
+    fn resize(&self, size: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .expect("mount on the PATH");
+        assert!(status.success(), "remount {size}");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_writes_with_a_500_and_writes_resume_once_space_returns() {
+    // The data dir on a 40 MiB file system: the store preallocates its log in 16 MiB steps,
+    // so a few dozen 300 KB ConfigMaps fill it.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let disk = Tmpfs::mount(&dir.path().join("data"), "40m");
+    let mut c = Cluster::start_on(dir, &["--disable-controller-manager"]);
+    let body = |name: &str| {
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "x".repeat(300_000)}})
+            .to_string()
+    };
+    let path = "/api/v1/namespaces/default/configmaps";
+    let mut acknowledged = Vec::new();
+    let mut refusal = None;
+    for i in 0..200 {
+        let name = format!("c{i}");
+        let (code, answer) = c.curl("POST", path, Some(&body(&name)), "application/json", true);
+        match code {
+            201 => acknowledged.push(name),
+            _ => {
+                refusal = Some((code, answer));
+                break;
+            }
+        }
+    }
+    let (code, answer) = refusal.expect("the disk never filled up");
+    assert_eq!(code, 500, "{answer}");
+    let status = json(&answer);
+    assert_eq!(status["kind"], "Status");
+    assert_eq!(status["reason"], "InternalError");
+    assert!(status["message"].as_str().unwrap_or_default().contains("no space left"), "{answer}");
+    assert!(!acknowledged.is_empty());
+    // Reads keep working on the full disk.
+    let names = |c: &Cluster| -> Vec<String> {
+        let list = json(&c.k(&["get", "configmaps", "-o", "json"]));
+        let mut names: Vec<String> = list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|i| i["metadata"]["name"].as_str().map(str::to_owned))
+            .filter(|n| n.starts_with('c') && n[1..].parse::<u32>().is_ok())
+            .collect();
+        names.sort();
+        names
+    };
+    let mut expected = acknowledged.clone();
+    expected.sort();
+    assert_eq!(names(&c), expected);
+
+    // Space returns: writes work again without a restart, and nothing was lost.
+    disk.resize("512m");
+    assert!(
+        eventually(Duration::from_secs(20), || c.curl("POST", path, Some(&body("after")), "application/json", true).0 == 201),
+        "writes did not resume once space returned"
+    );
+    assert_eq!(names(&c), expected);
+    c.stop(false);
+    c.spawn();
+    assert_eq!(names(&c), expected, "after a restart");
+    c.k(&["get", "configmap", "after"]);
+    c.stop(false);
+    drop(disk); // before the cluster's temp dir goes
+}

@@ -32,7 +32,7 @@ pub const FORMAT_VERSION: u32 = 1;
 const FORMAT_FILE: &str = "FORMAT";
 const FORMAT_PREFIX: &str = "rkube-store-embedded ";
 const LOCK_FILE: &str = "LOCK";
-const SNAP_TMP: &str = "snap.tmp";
+pub(crate) const SNAP_TMP: &str = "snap.tmp";
 
 /// An open, locked data directory.
 pub(crate) struct DataDir {
@@ -222,7 +222,7 @@ impl LogFile {
     /// Makes sure `len` more bytes fit in already allocated space. Writing real zeros (not a
     /// sparse `set_len`) means later `fdatasync`s only flush data, never block allocations or
     /// the file size, which is what keeps a sync cheap.
-    fn reserve(&mut self, len: u64) -> io::Result<()> {
+    fn reserve(&mut self, len: u64) -> Result<(), AppendError> {
         if self.pos + len <= self.allocated && self.allocated > self.pos {
             return Ok(());
         }
@@ -230,19 +230,47 @@ impl LogFile {
         let zeros = vec![0u8; 1 << 20];
         while self.allocated < target {
             let n = (target - self.allocated).min(zeros.len() as u64);
-            self.file.write_all_at(&zeros[..n as usize], self.allocated)?;
+            // Only zeros past the last frame: a failure here leaves the log as it was.
+            self.file.write_all_at(&zeros[..n as usize], self.allocated).map_err(AppendError::reserving)?;
             self.allocated += n;
         }
-        self.file.sync_all()
+        self.file.sync_all().map_err(AppendError::Io)
     }
 
     /// Writes one frame and makes it durable.
-    pub fn append(&mut self, frame: &[u8]) -> io::Result<()> {
+    pub fn append(&mut self, frame: &[u8]) -> Result<(), AppendError> {
         self.reserve(frame.len() as u64)?;
-        self.file.write_all_at(frame, self.pos)?;
-        self.file.sync_data()?;
+        self.file.write_all_at(frame, self.pos).map_err(AppendError::Io)?;
+        self.file.sync_data().map_err(AppendError::Io)?;
         self.pos += frame.len() as u64;
         Ok(())
+    }
+}
+
+/// Why [`LogFile::append`] failed.
+#[derive(Debug)]
+pub(crate) enum AppendError {
+    /// The file system is full: nothing of the frame was written and the log is as before,
+    /// so a later append succeeds once space returns.
+    NoSpace(io::Error),
+    /// A write or sync of the log failed: what the file holds is unknown.
+    Io(io::Error),
+}
+
+impl AppendError {
+    fn reserving(e: io::Error) -> AppendError {
+        match e.kind() {
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => AppendError::NoSpace(e),
+            _ => AppendError::Io(e),
+        }
+    }
+}
+
+impl From<AppendError> for io::Error {
+    fn from(e: AppendError) -> io::Error {
+        match e {
+            AppendError::NoSpace(e) | AppendError::Io(e) => e,
+        }
     }
 }
 
@@ -256,7 +284,14 @@ impl DataDir {
     pub fn start_generation(&self, log: &mut LogFile) -> io::Result<u64> {
         let next = log.generation + 1;
         let path = self.path.join(format!("log.{next}"));
-        let new_log = LogFile::create(&path, next, log.preallocate)?;
+        let new_log = match LogFile::create(&path, next, log.preallocate) {
+            Ok(new_log) => new_log,
+            Err(e) => {
+                // Writes go on in the current log; a later compaction tries again.
+                let _ = fs::remove_file(&path);
+                return Err(e);
+            }
+        };
         sync_dir(&self.path)?;
         *log = new_log;
         Ok(next)

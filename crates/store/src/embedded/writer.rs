@@ -9,7 +9,9 @@
 //!
 //! After a failed write or sync the file position and the kernel's page state are unknown
 //! (see the PostgreSQL "fsyncgate" discussion), so the writer refuses every later write;
-//! reads keep working and a restart recovers from the log.
+//! reads keep working and a restart recovers from the log. A full disk is the exception: it
+//! shows when the log grows its preallocated space, before any byte of a frame is written,
+//! so that batch fails with [`Error::NoSpace`] and writes resume once space returns.
 
 use std::collections::HashMap;
 use std::io;
@@ -18,7 +20,7 @@ use std::sync::{Arc, PoisonError};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use super::files::{self, DataDir, LogFile};
+use super::files::{self, AppendError, DataDir, LogFile};
 use super::index::Op;
 use super::{log, Shared};
 use crate::{Deleted, Error, Result, Revision};
@@ -143,12 +145,22 @@ impl Writer {
         }
         frame.clear();
         log::encode_frame(&ops, frame);
-        if let Err(e) = self.log.append(frame) {
-            self.failed = Some(e.to_string());
-            for reply in replies {
-                reply.fail(io::Error::new(e.kind(), e.to_string()).into());
+        match self.log.append(frame) {
+            Ok(()) => {}
+            Err(AppendError::NoSpace(e)) => {
+                tracing::warn!(error = %e, writes = replies.len(), "datastore disk full: writes refused until space returns");
+                for reply in replies {
+                    reply.fail(Error::NoSpace(io::Error::new(e.kind(), e.to_string())));
+                }
+                return;
             }
-            return;
+            Err(AppendError::Io(e)) => {
+                self.failed = Some(e.to_string());
+                for reply in replies {
+                    reply.fail(io::Error::new(e.kind(), e.to_string()).into());
+                }
+                return;
+            }
         }
         let events = {
             let mut index = self.shared.index.write().unwrap_or_else(PoisonError::into_inner);
@@ -228,6 +240,11 @@ impl Writer {
         // Writes from here on go to the new log; the snapshot of `at` is written beside them.
         let generation = match self.dir.start_generation(&mut self.log) {
             Ok(generation) => generation,
+            // The new log could not be made; writes go on in the current one (the in-memory
+            // compaction stands; the files are compacted by a later compaction).
+            Err(e) if matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded) => {
+                return Err(Error::NoSpace(e));
+            }
             Err(e) => {
                 self.failed = Some(e.to_string());
                 return Err(e.into());
@@ -238,7 +255,9 @@ impl Writer {
         let snapshot = std::thread::Builder::new().name("rkube-store-snapshot".into()).spawn(
             move || {
                 if let Err(e) = files::write_snapshot(&dir, &shared.index, generation, at) {
-                    // Nothing is lost: recovery replays the older snapshot and every log.
+                    // Nothing is lost: recovery replays the older snapshot and every log. The
+                    // partial snapshot goes, so a full disk gets its space back.
+                    let _ = std::fs::remove_file(dir.join(files::SNAP_TMP));
                     tracing::warn!(error = %e, generation, "writing the compaction snapshot failed");
                 }
             },
