@@ -5,6 +5,7 @@
 //! `rkube sim-nodes` registers simulated nodes for tests and benchmarks.
 
 mod agent;
+mod compaction_events;
 mod cron;
 mod encryption;
 mod components;

@@ -294,7 +294,8 @@ pub async fn run(args: ServerArgs, full_server: bool) -> anyhow::Result<()> {
         interval: args.datastore.etcd_compaction_interval,
         ..Default::default()
     };
-    let compactor = rkube_store::compactor::Compactor::new(compaction, store.clone());
+    let (compaction_failed, compaction_failures) = crate::compaction_events::channel();
+    let compactor = rkube_store::compactor::Compactor::new(compaction, store.clone()).on_failure(compaction_failed);
     let compaction_stats = compactor.stats();
     tokio::spawn(compactor.run(shutdown.clone()));
     let config = rkube_apiserver::Config {
@@ -364,6 +365,10 @@ pub async fn run(args: ServerArgs, full_server: bool) -> anyhow::Result<()> {
     eprintln!("rkube: next: export KUBECONFIG={} && kubectl get namespaces", kubeconfig.display());
 
     let mut components = tokio::task::JoinSet::new();
+    {
+        let client = crate::components::client_from_yaml(&pki.kubeconfig(&url)).await.context("event client")?;
+        components.spawn(crate::compaction_events::run(client, compaction_failures, shutdown.child_token()));
+    }
     if let Some(config) = scheduler_config {
         let client = crate::components::client_from_yaml(&pki.kubeconfig(&url)).await.context("scheduler client")?;
         let token = shutdown.child_token();

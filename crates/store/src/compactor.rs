@@ -3,7 +3,8 @@
 //!
 //! Every tick the compactor notes the store's current revision and compacts at the
 //! revision it noted one tick earlier, so a watcher that is at most one interval behind can
-//! always resume. A failed compaction is logged, counted and retried after a short delay
+//! always resume. A failed compaction is logged, counted, passed to the failure hook (the
+//! server raises it as an Event) and retried after a short delay
 //! with the same target; a failure never stops later compactions (k3s#12898 stopped
 //! compacting for good after one failure). A target the store no longer has (a restore to
 //! an older revision: `FutureRevision`) is dropped.
@@ -42,17 +43,27 @@ pub struct Stats {
     pub compacted_revision: AtomicU64,
 }
 
+/// Called with each failed compaction attempt.
+pub type FailureHook = Arc<dyn Fn(&Error) + Send + Sync>;
+
 /// Compacts a store on a schedule until cancelled.
 pub struct Compactor {
     config: Config,
     store: Arc<dyn Store>,
     stats: Arc<Stats>,
+    on_failure: Option<FailureHook>,
 }
 
 impl Compactor {
     /// A compactor for `store`; does no I/O.
     pub fn new(config: Config, store: Arc<dyn Store>) -> Compactor {
-        Compactor { config, store, stats: Arc::default() }
+        Compactor { config, store, stats: Arc::default(), on_failure: None }
+    }
+
+    /// Calls `hook` with the error of every failed attempt (it must not block).
+    pub fn on_failure(mut self, hook: FailureHook) -> Compactor {
+        self.on_failure = Some(hook);
+        self
     }
 
     /// The counters, shared with the running compactor.
@@ -109,6 +120,9 @@ impl Compactor {
                 Err(e) => {
                     self.stats.failures.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(revision = %up_to, error = %e, "compaction failed; retrying");
+                    if let Some(hook) = &self.on_failure {
+                        hook(&e);
+                    }
                 }
             }
             if tokio::time::Instant::now() + retry >= next {

@@ -114,7 +114,9 @@ fn a_full_disk_fails_writes_with_a_500_and_writes_resume_once_space_returns() {
     // so a few dozen 300 KB ConfigMaps fill it.
     let dir = tempfile::tempdir().expect("temp dir");
     let disk = Tmpfs::mount(&dir.path().join("data"), "40m");
-    let mut c = Cluster::start_on(dir, &["--disable-controller-manager"]);
+    // Compaction every second: on the full disk it fails (no room for a new log), is
+    // retried, and is raised as an Event once the Event can be written.
+    let mut c = Cluster::start_on(dir, &["--disable-controller-manager", "--etcd-compaction-interval", "1s"]);
     let body = |name: &str| {
         serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "x".repeat(300_000)}})
             .to_string()
@@ -164,6 +166,22 @@ fn a_full_disk_fails_writes_with_a_500_and_writes_resume_once_space_returns() {
         "writes did not resume once space returned"
     );
     assert_eq!(names(&c), expected);
+    let (_, metrics) = c.curl("GET", "/metrics", None, "application/json", true);
+    let failures: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("rkube_store_compaction_failures_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("compaction failure metric");
+    assert!(failures >= 1.0, "no failed compaction counted while the disk was full");
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let events = c.k(&["get", "events", "-n", "kube-system", "--field-selector", "reason=CompactionFailed", "-o", "json"]);
+            json(&events)["items"].as_array().is_some_and(|items| {
+                items.iter().any(|e| e["type"] == "Warning" && e["message"].as_str().unwrap_or_default().contains("no space left"))
+            })
+        }),
+        "no CompactionFailed event"
+    );
     c.stop(false);
     c.spawn();
     assert_eq!(names(&c), expected, "after a restart");

@@ -224,7 +224,7 @@ impl Writer {
         }
         // One snapshot at a time: it reads the index assuming no compaction runs meanwhile.
         self.finish_snapshot();
-        let mut index = self.shared.index.write().unwrap_or_else(PoisonError::into_inner);
+        let index = self.shared.index.read().unwrap_or_else(PoisonError::into_inner);
         if up_to.0 > index.current() {
             return Err(Error::FutureRevision {
                 requested: up_to,
@@ -234,14 +234,12 @@ impl Writer {
         if up_to.0 <= index.compacted() {
             return Ok(());
         }
-        index.compact(up_to.0);
-        let at = index.current();
         drop(index);
         // Writes from here on go to the new log; the snapshot of `at` is written beside them.
+        // The new log comes first: if it cannot be made (a full disk), nothing has changed
+        // and the compaction fails, to be retried.
         let generation = match self.dir.start_generation(&mut self.log) {
             Ok(generation) => generation,
-            // The new log could not be made; writes go on in the current one (the in-memory
-            // compaction stands; the files are compacted by a later compaction).
             Err(e) if matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded) => {
                 return Err(Error::NoSpace(e));
             }
@@ -249,6 +247,11 @@ impl Writer {
                 self.failed = Some(e.to_string());
                 return Err(e.into());
             }
+        };
+        let at = {
+            let mut index = self.shared.index.write().unwrap_or_else(PoisonError::into_inner);
+            index.compact(up_to.0);
+            index.current()
         };
         let shared = Arc::clone(&self.shared);
         let dir = self.dir.path().to_path_buf();
