@@ -195,6 +195,7 @@ impl ImageGc {
             anyhow::bail!("wanted to free {to_free} bytes, but freed {freed} bytes space with errors in image deletion: {}", errors.join("; "));
         }
         if freed < to_free {
+            tracing::debug!(images = images.len(), in_use = ?in_use, protected = ?protected, ?records, "image GC found too little to free");
             let message = format!("Failed to garbage collect required amount of images. Attempted to free {to_free} bytes, but only found {freed} bytes eligible to free.");
             self.recorder.node_event(&self.node_name, "Warning", "FreeDiskSpaceFailed", &message);
             anyhow::bail!(message);

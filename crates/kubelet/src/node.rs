@@ -399,12 +399,16 @@ async fn post_status(nodes: &Api<Node>, cri: &Cri, facts: &NodeFacts, pressure: 
         }
     }
     let body = serde_json::json!({"status": status});
-    if let Err(e) = nodes.patch_status(&facts.name, &PatchParams::default(), &Patch::Merge(&body)).await {
-        tracing::warn!(node = %facts.name, error = %e, "node status not posted");
-    }
+    let posted = match nodes.patch_status(&facts.name, &PatchParams::default(), &Patch::Merge(&body)).await {
+        Ok(node) => Some(node),
+        Err(e) => {
+            tracing::warn!(node = %facts.name, error = %e, "node status not posted");
+            current
+        }
+    };
     // The pressure taints follow the conditions (see crate::eviction); a conflicting write
     // (resourceVersion changed) is retried at the next heartbeat.
-    if let Some(current) = current {
+    if let Some(current) = posted {
         let taints = current.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
         if let Some(new) = crate::eviction::taints(&taints, pressure) {
             let body = serde_json::json!({
