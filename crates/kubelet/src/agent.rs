@@ -51,6 +51,14 @@ pub struct Config {
     /// CA (PEM) whose client certificates the kubelet's HTTPS server accepts (the API
     /// server's kubelet client certificate); without it the server is not started.
     pub client_ca_pem: Option<String>,
+    /// Hard eviction thresholds (`--eviction-hard`): they set the pressure conditions.
+    pub eviction_hard: Vec<crate::eviction::Threshold>,
+    /// `--eviction-pressure-transition-period`.
+    pub eviction_pressure_transition_period: Duration,
+    /// Image garbage collection thresholds and minimum age.
+    pub image_gc: crate::imagegc::Policy,
+    /// How often image garbage collection runs (upstream: 5 minutes, fixed).
+    pub image_gc_period: Duration,
 }
 
 impl Config {
@@ -67,6 +75,10 @@ impl Config {
             cluster_cidr: "10.42.0.0/16".into(),
             service_cidr: "10.43.0.0/16".into(),
             client_ca_pem: None,
+            eviction_hard: crate::eviction::parse_eviction_hard(crate::eviction::DEFAULT_EVICTION_HARD).expect("the default thresholds parse"),
+            eviction_pressure_transition_period: crate::eviction::DEFAULT_TRANSITION_PERIOD,
+            image_gc: crate::imagegc::Policy::default(),
+            image_gc_period: crate::imagegc::DEFAULT_PERIOD,
         }
     }
 
@@ -152,6 +164,9 @@ impl Kubelet {
         network::write_cni_config(&cni_conf_dir(&agent_dir), &pod_cidr, &self.config.data_dir)?;
         tracing::info!(node = %facts.name, pod_cidr = %pod_cidr, "node registered");
 
+        let stats = crate::stats::Stats::default();
+        let kubelet_metrics = Arc::new(crate::metrics::KubeletMetrics::new(&facts.name));
+        let sources = crate::metrics::Sources { stats: stats.clone(), kubelet: kubelet_metrics.clone() };
         match &self.config.client_ca_pem {
             Some(ca) => {
                 let config = server::ServerConfig {
@@ -160,7 +175,9 @@ impl Kubelet {
                     serving_cert_pem: None,
                     serving_key_pem: None,
                 };
-                server::serve(config, cri.clone(), shutdown.clone()).await.context("starting the kubelet's HTTPS server")?;
+                server::serve_with(config, cri.clone(), Some(sources), shutdown.clone())
+                    .await
+                    .context("starting the kubelet's HTTPS server")?;
             }
             None => tracing::warn!("no client CA: the kubelet's HTTPS server (logs, exec, port-forward) is not started"),
         }
@@ -193,7 +210,33 @@ impl Kubelet {
             backoff: Mutex::new(pods::backoff::Backoff::default()),
             registries: registries::Registries::load(&self.config.data_dir)?,
         });
-        tasks.spawn(node::heartbeat(self.client.clone(), cri, facts, shutdown.clone()));
+        let sampler = crate::stats::Sampler {
+            cri: cri.clone(),
+            node_name: facts.name.clone(),
+            paths: crate::stats::Paths { agent_dir: agent_dir.clone(), pods_dir: agent_dir.join("pods") },
+            interval: crate::stats::SAMPLE_INTERVAL,
+            stats: stats.clone(),
+            metrics: Some(kubelet_metrics),
+        };
+        tasks.spawn(sampler.run(shutdown.clone()));
+        let (pressure_tx, pressure) = tokio::sync::watch::channel(crate::eviction::Pressure::default());
+        let eviction = crate::eviction::Manager {
+            thresholds: self.config.eviction_hard.clone(),
+            transition_period: self.config.eviction_pressure_transition_period,
+            stats: stats.clone(),
+            pressure: pressure_tx,
+        };
+        tasks.spawn(eviction.run(shutdown.clone()));
+        let image_gc = crate::imagegc::ImageGc {
+            cri: cri.clone(),
+            stats: stats.clone(),
+            policy: self.config.image_gc,
+            period: self.config.image_gc_period,
+            recorder: ctx.recorder.clone(),
+            node_name: facts.name.clone(),
+        };
+        tasks.spawn(image_gc.run(shutdown.clone()));
+        tasks.spawn(node::heartbeat(self.client.clone(), cri, facts, pressure, ctx.recorder.clone(), shutdown.clone()));
         tasks.spawn(pods::run(ctx, shutdown.clone()));
         // The event writer ends once every recorder (held by the workers) is dropped.
         tasks.spawn(events);

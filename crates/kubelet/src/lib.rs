@@ -16,12 +16,16 @@ pub mod agent;
 pub mod clock;
 pub mod containerd;
 pub mod cri;
+pub mod eviction;
+pub mod imagegc;
 pub mod images;
 pub mod network;
 pub mod registries;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod metrics;
 pub mod server;
+pub mod stats;
 #[cfg(any(test, feature = "testing"))]
 pub mod testpod;
 pub mod node;

@@ -19,6 +19,8 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use tokio_util::sync::CancellationToken;
 
 use crate::cri::Cri;
+use crate::eviction::Pressure;
+use crate::pods::events::Recorder;
 
 /// Namespace of node leases.
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
@@ -161,18 +163,46 @@ fn condition(type_: &str, status: &str, reason: &str, message: &str, now: &Time)
     }
 }
 
-/// The node's conditions; `runtime_problem` is the CRI's "not ready" message, if any.
-pub fn conditions(runtime_problem: Option<&str>, now: &Time) -> Vec<NodeCondition> {
+/// The node's conditions; `runtime_problem` is the CRI's "not ready" message, if any, and
+/// `pressure` what the eviction thresholds say (upstream's setters in
+/// pkg/kubelet/nodestatus/setters.go word them).
+pub fn conditions(runtime_problem: Option<&str>, pressure: Pressure, now: &Time) -> Vec<NodeCondition> {
     let ready = match runtime_problem {
         None => condition("Ready", "True", "KubeletReady", "kubelet is posting ready status", now),
         Some(problem) => condition("Ready", "False", "KubeletNotReady", problem, now),
     };
-    vec![
-        condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available", now),
-        condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure", now),
-        condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available", now),
-        ready,
-    ]
+    let memory = match pressure.memory {
+        false => condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available", now),
+        true => condition("MemoryPressure", "True", "KubeletHasInsufficientMemory", "kubelet has insufficient memory available", now),
+    };
+    let disk = match pressure.disk {
+        false => condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure", now),
+        true => condition("DiskPressure", "True", "KubeletHasDiskPressure", "kubelet has disk pressure", now),
+    };
+    let pid = match pressure.pid {
+        false => condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available", now),
+        true => condition("PIDPressure", "True", "KubeletHasInsufficientPID", "kubelet has insufficient PID available", now),
+    };
+    vec![memory, disk, pid, ready]
+}
+
+/// The node events upstream records when a pressure condition changes
+/// (`NodeHasDiskPressure`, `NodeHasNoDiskPressure`, ...): (reason, message) per change.
+pub fn pressure_events(node: &str, old: &[NodeCondition], new: &[NodeCondition]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (type_, on, off) in [
+        ("MemoryPressure", "NodeHasInsufficientMemory", "NodeHasSufficientMemory"),
+        ("DiskPressure", "NodeHasDiskPressure", "NodeHasNoDiskPressure"),
+        ("PIDPressure", "NodeHasInsufficientPID", "NodeHasSufficientPID"),
+    ] {
+        let status = |list: &[NodeCondition]| list.iter().find(|c| c.type_ == type_).map(|c| c.status.clone());
+        let (Some(before), Some(after)) = (status(old), status(new)) else { continue };
+        if before != after {
+            let reason = if after == "True" { on } else { off };
+            out.push((reason.to_owned(), format!("Node {node} status is now: {reason}")));
+        }
+    }
+    out
 }
 
 /// Keeps each condition's lastTransitionTime when its status did not change.
@@ -209,17 +239,17 @@ pub fn node_object(facts: &NodeFacts, now: &Time) -> Node {
             pod_cidrs: Some(vec![facts.pod_cidr.clone()]),
             ..Default::default()
         }),
-        status: Some(node_status(facts, None, now)),
+        status: Some(node_status(facts, None, Pressure::default(), now)),
     }
 }
 
 /// The status part of the Node object.
-pub fn node_status(facts: &NodeFacts, runtime_problem: Option<&str>, now: &Time) -> NodeStatus {
+pub fn node_status(facts: &NodeFacts, runtime_problem: Option<&str>, pressure: Pressure, now: &Time) -> NodeStatus {
     let m = &facts.machine;
     NodeStatus {
         capacity: Some(m.capacity()),
         allocatable: Some(m.allocatable()),
-        conditions: Some(conditions(runtime_problem, now)),
+        conditions: Some(conditions(runtime_problem, pressure, now)),
         addresses: Some(vec![
             NodeAddress { type_: "InternalIP".into(), address: facts.node_ip.to_string() },
             NodeAddress { type_: "Hostname".into(), address: facts.name.clone() },
@@ -293,19 +323,29 @@ pub fn lease(node: &str, now: jiff::Timestamp) -> Lease {
     }
 }
 
-/// Renews the lease every 10 s and posts node status every 10 s until `shutdown`.
-pub async fn heartbeat(client: kube::Client, cri: Cri, facts: NodeFacts, shutdown: CancellationToken) {
+/// Renews the lease every 10 s and posts node status every 10 s (and at once when the
+/// pressure conditions change) until `shutdown`.
+pub async fn heartbeat(
+    client: kube::Client,
+    cri: Cri,
+    facts: NodeFacts,
+    mut pressure: tokio::sync::watch::Receiver<Pressure>,
+    recorder: Recorder,
+    shutdown: CancellationToken,
+) {
     let leases: Api<Lease> = Api::namespaced(client.clone(), LEASE_NAMESPACE);
     let nodes: Api<Node> = Api::all(client);
     let mut tick = tokio::time::interval(LEASE_RENEW_INTERVAL.min(STATUS_INTERVAL));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut watching = true;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
+            _ = tick.tick() => renew_lease(&leases, &facts.name).await,
+            changed = pressure.changed(), if watching => watching = changed.is_ok(),
         }
-        renew_lease(&leases, &facts.name).await;
-        post_status(&nodes, &cri, &facts).await;
+        let current = *pressure.borrow_and_update();
+        post_status(&nodes, &cri, &facts, current, &recorder).await;
     }
 }
 
@@ -344,19 +384,41 @@ async fn runtime_problem(cri: &Cri) -> Option<String> {
     }
 }
 
-async fn post_status(nodes: &Api<Node>, cri: &Cri, facts: &NodeFacts) {
+async fn post_status(nodes: &Api<Node>, cri: &Cri, facts: &NodeFacts, pressure: Pressure, recorder: &Recorder) {
     let now = Time(crate::clock::now());
     let problem = runtime_problem(cri).await;
-    let mut status = node_status(facts, problem.as_deref(), &now);
-    if let Ok(current) = nodes.get_status(&facts.name).await {
-        let old = current.status.and_then(|s| s.conditions).unwrap_or_default();
+    let mut status = node_status(facts, problem.as_deref(), pressure, &now);
+    let current = nodes.get_status(&facts.name).await.ok();
+    if let Some(current) = &current {
+        let old = current.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
         if let Some(new) = status.conditions.as_mut() {
             keep_transition_times(new, &old);
+            for (reason, message) in pressure_events(&facts.name, &old, new) {
+                recorder.node_event(&facts.name, "Normal", &reason, &message);
+            }
         }
     }
     let body = serde_json::json!({"status": status});
-    if let Err(e) = nodes.patch_status(&facts.name, &PatchParams::default(), &Patch::Merge(&body)).await {
-        tracing::warn!(node = %facts.name, error = %e, "node status not posted");
+    let posted = match nodes.patch_status(&facts.name, &PatchParams::default(), &Patch::Merge(&body)).await {
+        Ok(node) => Some(node),
+        Err(e) => {
+            tracing::warn!(node = %facts.name, error = %e, "node status not posted");
+            current
+        }
+    };
+    // The pressure taints follow the conditions (see crate::eviction); a conflicting write
+    // (resourceVersion changed) is retried at the next heartbeat.
+    if let Some(current) = posted {
+        let taints = current.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+        if let Some(new) = crate::eviction::taints(&taints, pressure) {
+            let body = serde_json::json!({
+                "metadata": {"resourceVersion": current.metadata.resource_version},
+                "spec": {"taints": new},
+            });
+            if let Err(e) = nodes.patch(&facts.name, &PatchParams::default(), &Patch::Merge(&body)).await {
+                tracing::debug!(node = %facts.name, error = %e, "pressure taints not updated");
+            }
+        }
     }
 }
 
@@ -408,8 +470,8 @@ mod tests {
     fn runtime_problem_makes_the_node_not_ready_and_transitions_are_kept() {
         let t0 = Time(jiff::Timestamp::UNIX_EPOCH);
         let t1 = Time(jiff::Timestamp::from_second(100).unwrap());
-        let old = conditions(None, &t0);
-        let mut new = conditions(Some("container runtime network not ready: x"), &t1);
+        let old = conditions(None, Pressure::default(), &t0);
+        let mut new = conditions(Some("container runtime network not ready: x"), Pressure::default(), &t1);
         keep_transition_times(&mut new, &old);
         let ready = new.iter().find(|c| c.type_ == "Ready").unwrap();
         assert_eq!((ready.status.as_str(), ready.reason.as_deref()), ("False", Some("KubeletNotReady")));
@@ -417,6 +479,28 @@ mod tests {
         let memory = new.iter().find(|c| c.type_ == "MemoryPressure").unwrap();
         assert_eq!(memory.last_transition_time, Some(t0));
         assert_eq!(memory.last_heartbeat_time, Some(t1));
+    }
+
+    #[test]
+    fn pressure_sets_upstreams_reasons_and_changes_are_events() {
+        let t = Time(jiff::Timestamp::UNIX_EPOCH);
+        let calm = conditions(None, Pressure::default(), &t);
+        let disk = conditions(None, Pressure { disk: true, ..Default::default() }, &t);
+        let find = |list: &[NodeCondition], type_: &str| {
+            let c = list.iter().find(|c| c.type_ == type_).unwrap().clone();
+            (c.status, c.reason.unwrap(), c.message.unwrap())
+        };
+        assert_eq!(find(&disk, "DiskPressure"), ("True".into(), "KubeletHasDiskPressure".into(), "kubelet has disk pressure".into()));
+        let all = conditions(None, Pressure { memory: true, disk: true, pid: true }, &t);
+        assert_eq!(find(&all, "MemoryPressure").1, "KubeletHasInsufficientMemory");
+        assert_eq!(find(&all, "PIDPressure").1, "KubeletHasInsufficientPID");
+        assert_eq!(find(&calm, "MemoryPressure").1, "KubeletHasSufficientMemory");
+        assert_eq!(
+            pressure_events("n1", &calm, &disk),
+            vec![("NodeHasDiskPressure".to_owned(), "Node n1 status is now: NodeHasDiskPressure".to_owned())]
+        );
+        assert_eq!(pressure_events("n1", &disk, &calm)[0].0, "NodeHasNoDiskPressure");
+        assert!(pressure_events("n1", &calm, &calm).is_empty());
     }
 
     #[test]

@@ -15,6 +15,9 @@
 //! | `GET/POST /exec/{ns}/{pod}[/{uid}]/{container}?command=..` | CRI `Exec`, then the upgraded connection relayed ([`relay`]) |
 //! | `GET/POST /attach/{ns}/{pod}[/{uid}]/{container}` | CRI `Attach`, relayed likewise |
 //! | `GET/POST /portForward/{ns}/{pod}[/{uid}]` | CRI `PortForward` on the pod's ready sandbox, relayed |
+//! | `GET /stats/summary` | the Summary API ([`crate::stats`]), `?only_cpu_and_memory=true` |
+//! | `GET /metrics/resource` | resource metrics for metrics-server ([`crate::metrics`]) |
+//! | `GET /metrics` | kubelet_* and process_* metrics |
 
 pub mod logs;
 pub mod lookup;
@@ -35,6 +38,8 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::cri::{api, Cri};
+use crate::metrics::{self, Sources};
+use crate::stats;
 
 /// What the kubelet server needs.
 #[derive(Clone, Debug)]
@@ -73,13 +78,21 @@ fn json_response(value: &serde_json::Value) -> Response<Body> {
 }
 
 /// Binds `config.listen`, starts serving until `shutdown` fires, and returns the bound address.
+/// Without stats sources, `/stats/summary` and the metrics endpoints answer 503.
 pub async fn serve(config: ServerConfig, cri: Cri, shutdown: CancellationToken) -> anyhow::Result<SocketAddr> {
+    serve_with(config, cri, None, shutdown).await
+}
+
+/// [`serve`] with the sampler's stats and the kubelet's metrics behind `/stats/summary`,
+/// `/metrics/resource` and `/metrics`.
+pub async fn serve_with(config: ServerConfig, cri: Cri, sources: Option<Sources>, shutdown: CancellationToken) -> anyhow::Result<SocketAddr> {
     let acceptor = acceptor(&config)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr()?;
     let cri = Arc::new(cri);
+    let sources = Arc::new(sources);
     tokio::spawn(async move {
         loop {
             let (tcp, _) = tokio::select! {
@@ -93,14 +106,20 @@ pub async fn serve(config: ServerConfig, cri: Cri, shutdown: CancellationToken) 
                 },
             };
             let _ = tcp.set_nodelay(true);
-            tokio::spawn(connection(tcp, acceptor.clone(), cri.clone(), shutdown.clone()));
+            tokio::spawn(connection(tcp, acceptor.clone(), cri.clone(), sources.clone(), shutdown.clone()));
         }
     });
     tracing::info!(%addr, "kubelet server listening");
     Ok(addr)
 }
 
-async fn connection(tcp: tokio::net::TcpStream, acceptor: tokio_rustls::TlsAcceptor, cri: Arc<Cri>, shutdown: CancellationToken) {
+async fn connection(
+    tcp: tokio::net::TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    cri: Arc<Cri>,
+    sources: Arc<Option<Sources>>,
+    shutdown: CancellationToken,
+) {
     let tls = match acceptor.accept(tcp).await {
         Ok(t) => t,
         Err(e) => {
@@ -112,11 +131,12 @@ async fn connection(tcp: tokio::net::TcpStream, acceptor: tokio_rustls::TlsAccep
     let authenticated = tls.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let cri = cri.clone();
+        let sources = sources.clone();
         async move {
             if !authenticated {
                 return Ok::<_, Infallible>(text(StatusCode::UNAUTHORIZED, "Unauthorized"));
             }
-            Ok(route(&cri, req).await)
+            Ok(route(&cri, sources.as_ref().as_ref(), req).await)
         }
     });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -185,7 +205,7 @@ pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn route(cri: &Cri, req: Request<Incoming>) -> Response<Body> {
+async fn route(cri: &Cri, sources: Option<&Sources>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let segments: Vec<String> = path
         .split('/')
@@ -207,6 +227,12 @@ async fn route(cri: &Cri, req: Request<Incoming>) -> Response<Body> {
             exec_or_attach(cri, ns, pod, container, req, false).await
         }
         ["portForward", ns, pod] | ["portForward", ns, pod, _] if stream => port_forward(cri, ns, pod, req).await,
+        ["stats", "summary"] if read => stats_summary(sources, req.uri().query()),
+        ["metrics", "resource"] if read => match sources {
+            Some(s) => prometheus(metrics::resource_metrics(s.stats.latest().as_ref().map(|l| &l.1))),
+            None => text(StatusCode::SERVICE_UNAVAILABLE, "stats are not collected by this server"),
+        },
+        ["metrics"] if read => kubelet_metrics(cri, sources).await,
         _ => text(StatusCode::NOT_FOUND, "404 page not found"),
     }
 }
@@ -384,6 +410,48 @@ async fn port_forward(cri: &Cri, ns: &str, pod: &str, req: Request<Incoming>) ->
         Ok(r) => relay::relay(req, &r.into_inner().url).await.unwrap_or_else(|e| relay::failure(&e)),
         Err(e) => runtime_error(&e),
     }
+}
+
+/// `/stats/summary` (`?only_cpu_and_memory=true`: cpu and memory only, as metrics-server asks).
+fn stats_summary(sources: Option<&Sources>, query: Option<&str>) -> Response<Body> {
+    let Some(latest) = sources.and_then(|s| s.stats.latest()) else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "stats are not available yet");
+    };
+    let mut summary = latest.1.clone();
+    if query_pairs(query).iter().any(|(k, v)| k == "only_cpu_and_memory" && v == "true") {
+        summary = stats::only_cpu_and_memory(summary);
+    }
+    json_response(&serde_json::to_value(&summary).unwrap_or_default())
+}
+
+fn prometheus(body: String) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    r
+}
+
+/// `/metrics`: running pods and containers counted through CRI now, the rest from `sources`.
+async fn kubelet_metrics(cri: &Cri, sources: Option<&Sources>) -> Response<Body> {
+    let Some(sources) = sources else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "metrics are not collected by this server");
+    };
+    let (sandboxes, containers) = match tokio::try_join!(lookup::sandboxes(cri, "", ""), lookup::all_containers(cri)) {
+        Ok(pair) => pair,
+        Err(e) => return runtime_error(&e),
+    };
+    let running_pods = sandboxes.iter().filter(|s| s.state == api::PodSandboxState::SandboxReady as i32).count() as u64;
+    let mut states = metrics::ContainerStates::new();
+    for c in &containers {
+        let state = match api::ContainerState::try_from(c.state) {
+            Ok(api::ContainerState::ContainerCreated) => "created",
+            Ok(api::ContainerState::ContainerRunning) => "running",
+            Ok(api::ContainerState::ContainerExited) => "exited",
+            _ => "unknown",
+        };
+        *states.entry(state).or_default() += 1;
+    }
+    let boot = sources.stats.latest().and_then(|l| l.0.boot_time);
+    prometheus(metrics::kubelet_metrics(&sources.kubelet, Some(running_pods), Some(&states), boot))
 }
 
 /// `/pods`: the pods the runtime runs, as a `PodList` with metadata and container names.

@@ -57,6 +57,34 @@ pub struct NodeArgs {
     /// (default: <data-dir>/tls/ca.crt when it exists).
     #[arg(long, value_name = "FILE")]
     pub client_ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub resources: NodeResourceArgs,
+}
+
+/// Node pressure and image garbage collection flags (kubelet's names and defaults), shared
+/// by `agent`, `kubelet` and `server`.
+#[derive(Args, Debug, Clone)]
+pub struct NodeResourceArgs {
+    /// Hard eviction thresholds that set the node's pressure conditions and taints
+    /// (`memory.available<100Mi,nodefs.available<10%`; signals memory.available,
+    /// nodefs.available, nodefs.inodesFree, imagefs.available, imagefs.inodesFree, pid.available).
+    #[arg(long, value_name = "THRESHOLDS", default_value = rkube_kubelet::eviction::DEFAULT_EVICTION_HARD)]
+    pub eviction_hard: String,
+    /// How long a pressure condition stays true after its threshold was last met.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::server::parse_interval)]
+    pub eviction_pressure_transition_period: std::time::Duration,
+    /// Image filesystem usage (percent) at which image garbage collection starts.
+    #[arg(long, value_name = "PERCENT", default_value_t = 85)]
+    pub image_gc_high_threshold: u8,
+    /// Image filesystem usage (percent) image garbage collection frees down to.
+    #[arg(long, value_name = "PERCENT", default_value_t = 80)]
+    pub image_gc_low_threshold: u8,
+    /// Minimum age of an unused image before it may be garbage-collected.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = crate::server::parse_interval)]
+    pub image_minimum_gc_age: std::time::Duration,
+    /// How often image garbage collection runs (upstream's fixed 5m).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::server::parse_interval)]
+    pub image_gc_period: std::time::Duration,
 }
 
 /// The default cluster CIDR, whose addresses (rkube's own bridge) are never the node IP.
@@ -96,6 +124,19 @@ pub fn kubelet_config(args: &NodeArgs, data_dir: &Path, cluster_cidr: Option<(Ip
     config.kubelet_port = args.kubelet_port;
     config.cluster_cidr = args.cluster_cidr.clone();
     config.service_cidr = args.service_cidr.clone();
+    let r = &args.resources;
+    config.eviction_hard = rkube_kubelet::eviction::parse_eviction_hard(&r.eviction_hard).map_err(|e| anyhow::anyhow!("invalid --eviction-hard: {e}"))?;
+    config.eviction_pressure_transition_period = r.eviction_pressure_transition_period;
+    config.image_gc = rkube_kubelet::imagegc::Policy {
+        high_threshold_percent: r.image_gc_high_threshold,
+        low_threshold_percent: r.image_gc_low_threshold,
+        min_age: r.image_minimum_gc_age,
+    };
+    config.image_gc.validate().map_err(|e| anyhow::anyhow!(e))?;
+    if r.image_gc_period.is_zero() {
+        bail!("invalid --image-gc-period: must be more than 0");
+    }
+    config.image_gc_period = r.image_gc_period;
     let ca = args.client_ca_file.clone().unwrap_or_else(|| data_dir.join("tls").join("ca.crt"));
     config.client_ca_pem = match std::fs::read_to_string(&ca) {
         Ok(pem) => Some(pem),

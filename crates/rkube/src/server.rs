@@ -84,6 +84,8 @@ pub struct AgentFlags {
     /// Port of the kubelet's HTTPS server, reported in the node's daemonEndpoints.
     #[arg(long, value_name = "PORT", default_value_t = 10250)]
     pub kubelet_port: u16,
+    #[command(flatten)]
+    pub resources: crate::agent::NodeResourceArgs,
 }
 
 /// Datastore flags, named as k3s's (`--datastore-*`) and kube-apiserver's
@@ -129,7 +131,7 @@ fn parse_cron(s: &str) -> Result<crate::cron::Cron, String> {
     crate::cron::Cron::parse(s)
 }
 
-fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
     rkube_store::compactor::parse_duration(s)
         .ok_or_else(|| format!("invalid duration {s:?}: use a Go duration such as 5m, 30s or 1m30s"))
 }
@@ -265,6 +267,7 @@ pub async fn run(args: ServerArgs, full_server: bool) -> anyhow::Result<()> {
                 cluster_cidr: args.cluster_cidr.clone(),
                 service_cidr: args.service_cidr.clone(),
                 client_ca_file: None,
+                resources: a.resources.clone(),
             };
             Some(crate::agent::kubelet_config(&node, &data_dir, Some(cluster_cidr))?)
         }

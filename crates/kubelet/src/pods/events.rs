@@ -28,6 +28,35 @@ impl Recorder {
         (Recorder { tx, node: node.to_owned() }, write_events(client, rx))
     }
 
+    /// Records an event about this kubelet's Node (upstream's nodeRef: kind Node, uid = the
+    /// node name; cluster-scoped objects' events go to namespace `default`).
+    pub fn node_event(&self, node: &str, type_: &str, reason: &str, message: &str) {
+        let now = crate::clock::now();
+        let event = Event {
+            metadata: ObjectMeta { name: Some(format!("{node}.{:x}", now.as_nanosecond())), namespace: Some("default".into()), ..Default::default() },
+            involved_object: ObjectReference {
+                kind: Some("Node".into()),
+                name: Some(node.into()),
+                uid: Some(node.into()),
+                ..Default::default()
+            },
+            reason: Some(reason.into()),
+            message: Some(message.into()),
+            type_: Some(type_.into()),
+            source: Some(EventSource { component: Some("kubelet".into()), host: Some(self.node.clone()) }),
+            reporting_component: Some("kubelet".into()),
+            reporting_instance: Some(self.node.clone()),
+            first_timestamp: Some(Time(now)),
+            last_timestamp: Some(Time(now)),
+            event_time: None,
+            count: Some(1),
+            action: None,
+            related: None,
+            series: None,
+        };
+        let _ = self.tx.try_send(event);
+    }
+
     /// Records an event about `pod`; `container` sets the fieldPath (`spec.containers{c}`).
     pub fn pod_event(&self, pod: &Pod, container: Option<(&str, bool)>, type_: &str, reason: &str, message: &str) {
         let now = crate::clock::now();

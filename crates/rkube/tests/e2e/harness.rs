@@ -73,6 +73,15 @@ impl Cluster {
     /// exclusive lock on /run/lock/rkube-e2e-agent.lock, released by the kernel even when a
     /// test process dies).
     pub fn start_agent() -> Cluster {
+        Cluster::start_agent_with(&[], |_| {})
+    }
+
+    /// [`Cluster::start_agent`] with extra server flags, and `setup` run on the data dir
+    /// before the server starts (e.g. to write registries.yaml). The machine's shared disk is
+    /// usually past upstream's default nodefs/imagefs eviction thresholds (DiskPressure, a
+    /// NoSchedule taint) and image GC threshold: unless `extra_args` sets them, the agent
+    /// gets `--eviction-hard memory.available<100Mi` and `--image-gc-high-threshold 100`.
+    pub fn start_agent_with(extra_args: &[&str], setup: impl FnOnce(&Path)) -> Cluster {
         let lock = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -83,11 +92,19 @@ impl Cluster {
         let agent_lock = Some(lock);
         let port = free_port();
         let node = format!("e2e-{port}");
-        let extra_args = ["--node-name", &node, "--kubelet-port", &free_port().to_string()]
+        let mut args: Vec<String> = ["--node-name", &node, "--kubelet-port", &free_port().to_string()]
             .iter()
             .map(|a| a.to_string())
             .collect();
-        let mut c = Cluster { dir: tempfile::tempdir().expect("temp dir"), port, extra_args, agent: true, agent_lock, child: None };
+        for (flag, value) in [("--eviction-hard", "memory.available<100Mi"), ("--image-gc-high-threshold", "100")] {
+            if !extra_args.contains(&flag) {
+                args.extend([flag.to_owned(), value.to_owned()]);
+            }
+        }
+        args.extend(extra_args.iter().map(|a| a.to_string()));
+        let mut c = Cluster { dir: tempfile::tempdir().expect("temp dir"), port, extra_args: args, agent: true, agent_lock, child: None };
+        std::fs::create_dir_all(c.data_dir()).expect("data dir");
+        setup(&c.data_dir());
         c.spawn();
         c
     }
