@@ -33,6 +33,7 @@ pub mod events;
 pub mod expectations;
 pub mod garbagecollector;
 pub mod informer;
+pub mod job;
 pub mod manager;
 pub mod pods;
 pub mod queue;

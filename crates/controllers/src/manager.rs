@@ -72,6 +72,11 @@ impl ControllerManager {
             let (w, t) = (c.workers, shutdown.clone());
             runs.push(Box::pin(async move { e.run(w, t).await }));
         }
+        if c.enabled("job-controller") {
+            let j = crate::job::JobController::new(&informers, c.job);
+            let (w, t) = (c.workers, shutdown.clone());
+            runs.push(Box::pin(async move { j.run(w, t).await }));
+        }
         let watches = informers.start(&shutdown);
         // As upstream's WaitForCacheSync: no controller acts on a half-filled cache (an empty
         // pod cache would make every ReplicaSet create its replicas again).

@@ -1,0 +1,92 @@
+//! Completion index sets of Indexed Jobs, written as upstream writes `status.completedIndexes`
+//! (`"0-2,4,6-7"`: ascending, every run of two or more consecutive indexes as `a-b`, as
+//! upstream's `orderedIntervals.String`).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// A set of completion indexes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Indexes(BTreeSet<i32>);
+
+impl Indexes {
+    /// Parses `"1,3-5"`, keeping only indexes below `completions` (upstream
+    /// `parseIndexesFromString`); malformed parts are skipped, as upstream logs and skips them.
+    pub fn parse(s: &str, completions: i32) -> Indexes {
+        let mut set = BTreeSet::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (lo, hi) = match part.split_once('-') {
+                Some((a, b)) => match (a.parse::<i32>(), b.parse::<i32>()) {
+                    (Ok(a), Ok(b)) => (a, b),
+                    _ => continue,
+                },
+                None => match part.parse::<i32>() {
+                    Ok(v) => (v, v),
+                    Err(_) => continue,
+                },
+            };
+            for i in lo.max(0)..=hi.min(completions - 1) {
+                set.insert(i);
+            }
+        }
+        Indexes(set)
+    }
+
+    pub fn insert(&mut self, index: i32) {
+        self.0.insert(index);
+    }
+
+    pub fn contains(&self, index: i32) -> bool {
+        self.0.contains(&index)
+    }
+
+    pub fn total(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The first `count` indexes below `completions` in neither `self` nor `busy`
+    /// (upstream `firstPendingIndexes`).
+    pub fn first_pending(&self, busy: &BTreeSet<i32>, count: usize, completions: i32) -> Vec<i32> {
+        (0..completions).filter(|i| !self.contains(*i) && !busy.contains(i)).take(count).collect()
+    }
+}
+
+impl fmt::Display for Indexes {
+    /// Ascending, runs of consecutive indexes as `first-last`, comma-separated.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut runs: Vec<(i32, i32)> = Vec::new();
+        for &i in &self.0 {
+            match runs.last_mut() {
+                Some((_, last)) if *last + 1 == i => *last = i,
+                _ => runs.push((i, i)),
+            }
+        }
+        let parts: Vec<String> =
+            runs.iter().map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_sets_round_trip_in_upstream_notation() {
+        let cases = [("", ""), ("0", "0"), ("0-2,4", "0-2,4"), ("4,0,1,2", "0-2,4"), ("1,2", "1-2"), ("0-3,5-6,9", "0-3,5-6,9")];
+        for (input, want) in cases {
+            assert_eq!(Indexes::parse(input, 10).to_string(), want, "{input}");
+        }
+        assert_eq!(Indexes::parse("3-12,x,7-", 5).to_string(), "3-4", "clipped to completions, junk skipped");
+        assert_eq!(Indexes::parse("0-2,4", 10).total(), 4);
+    }
+
+    #[test]
+    fn pending_indexes_skip_succeeded_and_running_ones() {
+        let done = Indexes::parse("0,2", 6);
+        let busy: BTreeSet<i32> = [1, 4].into();
+        assert_eq!(done.first_pending(&busy, 5, 6), vec![3, 5]);
+        assert_eq!(done.first_pending(&busy, 1, 6), vec![3]);
+        assert!(Indexes::parse("0-5", 6).first_pending(&BTreeSet::new(), 3, 6).is_empty());
+    }
+}
