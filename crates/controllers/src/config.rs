@@ -13,6 +13,8 @@ pub const CONTROLLERS: &[(&str, &[&str])] = &[
     ("endpoints-controller", &["endpoint", "endpoints"]),
     ("endpointslice-controller", &["endpointslice"]),
     ("job-controller", &["job"]),
+    ("cronjob-controller", &["cronjob"]),
+    ("ttl-after-finished-controller", &["ttl-after-finished", "ttlafterfinished"]),
 ];
 
 /// Controller manager settings.

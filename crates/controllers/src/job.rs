@@ -174,6 +174,11 @@ fn has_condition(job: &Job, type_: &str) -> Option<JobCondition> {
     conds.iter().find(|c| c.type_ == type_ && c.status == "True").cloned()
 }
 
+/// Has the True `Complete` condition (upstream `IsJobSucceeded`).
+pub fn is_complete(job: &Job) -> bool {
+    has_condition(job, "Complete").is_some()
+}
+
 /// Complete or Failed (upstream `IsJobFinished`).
 pub fn is_finished(job: &Job) -> bool {
     has_condition(job, "Complete").is_some() || has_condition(job, "Failed").is_some()

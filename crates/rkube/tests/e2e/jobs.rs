@@ -244,3 +244,106 @@ spec:
     let reasons = event_reasons(&c, "default", "slow");
     assert!(reasons.iter().any(|r| r == "DeadlineExceeded") && reasons.iter().any(|r| r == "SuccessfulDelete"), "{reasons:?}");
 }
+
+#[test]
+fn finished_job_with_ttl_is_deleted_with_its_pods() {
+    let (c, _nodes) = cluster();
+    c.apply(
+        "apiVersion: batch/v1
+kind: Job
+metadata: {name: brief, namespace: default}
+spec:
+  ttlSecondsAfterFinished: 3
+  template:
+    metadata:
+      annotations: {rkube.io/sim-run-seconds: \"1\"}
+    spec:
+      restartPolicy: Never
+      containers: [{name: w, image: busybox}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: kept, namespace: default}
+spec:
+  template:
+    metadata:
+      annotations: {rkube.io/sim-run-seconds: \"1\"}
+    spec:
+      restartPolicy: Never
+      containers: [{name: w, image: busybox}]
+",
+    );
+    let waited = c.kubectl(&["wait", "--for=condition=complete", "job/brief", "job/kept", "--timeout=120s"]);
+    assert!(waited.ok, "jobs did not complete: {}{}", waited.stdout, waited.stderr);
+    assert_eq!(pods_of(&c, "default", "brief").len(), 1, "the pod stays until the ttl passes");
+    let gone = eventually(WAIT, || {
+        let r = c.kubectl(&["get", "job", "brief"]);
+        !r.ok && r.stderr.contains("NotFound")
+    });
+    assert!(gone, "a job with ttlSecondsAfterFinished is deleted once finished");
+    assert!(eventually(WAIT, || pods_of(&c, "default", "brief").is_empty()), "its pods are deleted with it (background)");
+    assert!(c.kubectl(&["get", "job", "kept"]).ok, "a job without ttl stays");
+    assert_eq!(pods_of(&c, "default", "kept").len(), 1);
+}
+
+/// The one long test: a CronJob every minute (about two and a half minutes).
+#[test]
+fn cronjob_every_minute_creates_jobs_and_keeps_its_history_limit() {
+    let (c, _nodes) = cluster();
+    c.apply(
+        "apiVersion: batch/v1
+kind: CronJob
+metadata: {name: tick, namespace: default}
+spec:
+  schedule: \"* * * * *\"
+  successfulJobsHistoryLimit: 1
+  jobTemplate:
+    metadata:
+      labels: {app: tick}
+    spec:
+      template:
+        metadata:
+          annotations: {rkube.io/sim-run-seconds: \"1\"}
+        spec:
+          restartPolicy: Never
+          containers: [{name: w, image: busybox}]
+",
+    );
+    // A manual run from the template, as kubectl does it (owned by the CronJob).
+    c.k(&["create", "job", "--from=cronjob/tick", "manual"]);
+    let waited = c.kubectl(&["wait", "--for=condition=complete", "job/manual", "--timeout=60s"]);
+    assert!(waited.ok, "manual job did not complete: {}{}", waited.stdout, waited.stderr);
+
+    let scheduled = |c: &Cluster| -> Vec<serde_json::Value> {
+        let out = c.k(&["get", "jobs", "-l", "app=tick", "-o", "json"]);
+        json(&out)["items"].as_array().cloned().unwrap_or_default().into_iter().filter(|j| j["metadata"]["name"] != "manual").collect()
+    };
+    // Two scheduled runs: the second one's completion pushes the first out of the history.
+    let ok = eventually(Duration::from_secs(200), || {
+        let reasons = event_reasons(&c, "default", "tick");
+        reasons.iter().filter(|r| *r == "SuccessfulCreate").count() >= 2 && reasons.iter().any(|r| r == "SuccessfulDelete")
+    });
+    assert!(ok, "no two runs with a history cleanup: {:?}\n{}", event_reasons(&c, "default", "tick"), c.kubectl(&["get", "jobs"]).stdout);
+    let ok = eventually(WAIT, || {
+        let jobs = scheduled(&c);
+        let complete = jobs.iter().filter(|j| condition(j, "Complete").is_some()).count();
+        complete <= 1 && !jobs.is_empty()
+    });
+    assert!(ok, "successfulJobsHistoryLimit 1 keeps one finished job: {}", c.kubectl(&["get", "jobs"]).stdout);
+    for j in scheduled(&c) {
+        let name = j["metadata"]["name"].as_str().unwrap();
+        let stamp = j["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"].as_str().expect("scheduled timestamp");
+        let at: jiff::Timestamp = stamp.parse().expect("RFC 3339 timestamp");
+        assert_eq!(at.as_second() % 60, 0, "scheduled on the minute");
+        assert_eq!(name, format!("tick-{}", at.as_second() / 60), "named by its scheduled minute");
+        assert_eq!(j["metadata"]["ownerReferences"][0]["kind"], "CronJob");
+    }
+    let cj = json(&c.k(&["get", "cronjob", "tick", "-o", "json"]));
+    assert!(cj["status"]["lastScheduleTime"].is_string(), "{cj}");
+    assert!(cj["status"]["lastSuccessfulTime"].is_string(), "{cj}");
+    let reasons = event_reasons(&c, "default", "tick");
+    assert!(reasons.iter().any(|r| r == "SawCompletedJob"), "{reasons:?}");
+    let table = c.k(&["get", "cronjob", "tick"]);
+    let row: Vec<&str> = table.lines().nth(1).unwrap_or_default().split_whitespace().collect();
+    assert_eq!(&row[..2], ["tick", "*"], "{table}");
+}
