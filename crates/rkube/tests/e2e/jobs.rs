@@ -347,3 +347,62 @@ spec:
     let row: Vec<&str> = table.lines().nth(1).unwrap_or_default().split_whitespace().collect();
     assert_eq!(&row[..2], ["tick", "*"], "{table}");
 }
+
+#[test]
+fn suspended_job_runs_once_resumed_and_a_deleted_job_takes_its_pods() {
+    let (c, _nodes) = cluster();
+    c.apply(
+        "apiVersion: batch/v1
+kind: Job
+metadata: {name: later, namespace: default}
+spec:
+  suspend: true
+  completions: 2
+  parallelism: 2
+  template:
+    metadata:
+      annotations: {rkube.io/sim-run-seconds: \"1\"}
+    spec:
+      restartPolicy: Never
+      containers: [{name: w, image: busybox}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: forever, namespace: default}
+spec:
+  parallelism: 3
+  completions: 3
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: w, image: busybox}]
+",
+    );
+    let suspended = eventually(WAIT, || condition(&job_json(&c, "default", "later"), "Suspended").is_some());
+    assert!(suspended, "Suspended condition: {}", job_json(&c, "default", "later"));
+    let job = job_json(&c, "default", "later");
+    assert!(job["status"]["startTime"].is_null(), "a suspended job has not started: {job}");
+    assert!(pods_of(&c, "default", "later").is_empty(), "no pods while suspended");
+    assert!(c.k(&["get", "job", "later"]).contains("Suspended"));
+    c.k(&["patch", "job", "later", "--type=merge", "-p", "{\"spec\":{\"suspend\":false}}"]);
+    let waited = c.kubectl(&["wait", "--for=condition=complete", "job/later", "--timeout=120s"]);
+    assert!(waited.ok, "resumed job did not complete: {}{}", waited.stdout, waited.stderr);
+    let job = job_json(&c, "default", "later");
+    let cond = job["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Suspended").cloned().unwrap();
+    assert_eq!((cond["status"].as_str(), cond["reason"].as_str()), (Some("False"), Some("JobResumed")));
+    let reasons = event_reasons(&c, "default", "later");
+    assert!(reasons.iter().any(|r| r == "Suspended") && reasons.iter().any(|r| r == "Resumed"), "{reasons:?}");
+
+    // Running pods hold the tracking finalizer; deleting their Job must still remove them.
+    let running = eventually(WAIT, || {
+        let pods = pods_of(&c, "default", "forever");
+        pods.len() == 3 && pods.iter().all(|p| p["status"]["phase"] == "Running")
+    });
+    assert!(running, "3 running pods");
+    assert!(pods_of(&c, "default", "forever").iter().all(|p| p["metadata"]["finalizers"][0] == "batch.kubernetes.io/job-tracking"));
+    let ready = eventually(WAIT, || job_json(&c, "default", "forever")["status"]["ready"] == 3);
+    assert!(ready, "status.ready counts ready pods: {}", job_json(&c, "default", "forever"));
+    c.k(&["delete", "job", "forever", "--wait=false"]);
+    let gone = eventually(WAIT, || pods_of(&c, "default", "forever").is_empty());
+    assert!(gone, "pods of a deleted job are removed: {}", c.kubectl(&["get", "pods", "-o", "yaml"]).stdout);
+}
