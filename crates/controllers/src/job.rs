@@ -16,6 +16,7 @@
 //! [`want_active`].
 
 pub mod backoff;
+pub mod failurepolicy;
 pub mod indexes;
 pub mod pods;
 
@@ -454,11 +455,13 @@ impl Context {
         let now = crate::clock::now();
         let new_succeeded: Vec<jiff::Timestamp> =
             s.uncounted_pods(&s.uncounted_succeeded, pods::succeeded).iter().map(|p| backoff::finished_time(p, now)).collect();
-        let new_failed: Vec<jiff::Timestamp> =
-            s.uncounted_pods(&s.uncounted_failed, |p| pods::is_failed(p, &s.job)).iter().map(|p| backoff::finished_time(p, now)).collect();
+        let policy = s.job.spec.as_ref().and_then(|sp| sp.pod_failure_policy.as_ref());
+        let failed_pods = s.uncounted_pods(&s.uncounted_failed, |p| pods::is_failed(p, &s.job));
+        let new_failed: Vec<jiff::Timestamp> = failed_pods.iter().map(|p| backoff::finished_time(p, now)).collect();
+        let counted_failed = failed_pods.iter().filter(|p| failurepolicy::match_policy(policy, p).count).count();
         let st = s.job.status.clone().unwrap_or_default();
         s.succeeded = st.succeeded.unwrap_or(0) + new_succeeded.len() as i32 + s.uncounted_succeeded.len() as i32;
-        s.failed = st.failed.unwrap_or(0) + new_failed.len() as i32 + s.uncounted_failed.len() as i32;
+        s.failed = st.failed.unwrap_or(0) + counted_failed as i32 + s.uncounted_failed.len() as i32;
         s.new_record = old_record.with(&new_succeeded, &new_failed);
         Ok(s)
     }
@@ -474,6 +477,12 @@ impl Context {
             return;
         }
         let spec = s.job.spec.clone().unwrap_or_default();
+        let policy = spec.pod_failure_policy.as_ref();
+        let fail_job = s.pods.iter().filter(|p| pods::is_failed(p, &s.job)).find_map(|p| failurepolicy::match_policy(policy, p).fail_job);
+        if let Some(message) = fail_job {
+            s.finished = Some(condition("FailureTarget", "PodFailurePolicy", &message, now));
+            return;
+        }
         let limit = spec.backoff_limit.unwrap_or(6);
         if s.failed > limit || past_backoff_limit_on_failure(&spec, &s.pods, limit) {
             s.finished = Some(condition("FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit", now));
@@ -670,8 +679,11 @@ impl Context {
                     needs_flush = true;
                 }
             } else if (failed || failing) && !s.uncounted_failed.contains(&uid) && (!s.indexed() || pods::valid_index(pod, completions).is_some()) {
-                uf.push(uid);
-                needs_flush = true;
+                let policy = s.job.spec.as_ref().and_then(|sp| sp.pod_failure_policy.as_ref());
+                if failurepolicy::match_policy(policy, pod).count {
+                    uf.push(uid);
+                    needs_flush = true;
+                }
             }
             if new_indexes.len() + us.len() + uf.len() >= MAX_UNCOUNTED_PODS {
                 reached_max = true;

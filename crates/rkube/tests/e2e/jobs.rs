@@ -233,6 +233,34 @@ spec:
     let table = c.k(&["get", "job", "fails"]);
     assert!(table.lines().nth(1).unwrap_or_default().contains("Failed"), "{table}");
 
+    // A FailJob rule of the pod failure policy fails the Job at its first matching exit.
+    c.apply(
+        "apiVersion: batch/v1
+kind: Job
+metadata: {name: fatal, namespace: default}
+spec:
+  backoffLimit: 6
+  podFailurePolicy:
+    rules:
+    - action: FailJob
+      onExitCodes: {containerName: w, operator: In, values: [42]}
+  template:
+    metadata:
+      annotations: {rkube.io/sim-run-seconds: \"1\", rkube.io/sim-exit-code: \"42\"}
+    spec:
+      restartPolicy: Never
+      containers: [{name: w, image: busybox}]
+",
+    );
+    let waited = c.kubectl(&["wait", "--for=condition=failed", "job/fatal", "--timeout=120s"]);
+    assert!(waited.ok, "FailJob rule did not fail the job: {}{}", waited.stdout, waited.stderr);
+    let job = job_json(&c, "default", "fatal");
+    let failed = condition(&job, "Failed").unwrap();
+    assert_eq!(failed["reason"], "PodFailurePolicy", "{job}");
+    assert!(failed["message"].as_str().unwrap().contains("failed with exit code 42 matching FailJob rule at index 0"), "{job}");
+    assert_eq!(job["status"]["failed"], 1);
+    assert_eq!(pods_of(&c, "default", "fatal").len(), 1, "no retry after a FailJob match");
+
     let waited = c.kubectl(&["wait", "--for=condition=failed", "job/slow", "--timeout=120s"]);
     assert!(waited.ok, "deadline did not fail the job: {}{}", waited.stdout, waited.stderr);
     let job = job_json(&c, "default", "slow");
