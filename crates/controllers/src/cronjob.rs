@@ -8,7 +8,7 @@
 //! Jobs first); `suspend` stops new runs. `status.active` tracks the running Jobs,
 //! `lastScheduleTime` and `lastSuccessfulTime` the last run and success, and finished Jobs
 //! beyond `successfulJobsHistoryLimit` / `failedJobsHistoryLimit` are deleted oldest first.
-//! Pure parts: [`schedule`], [`most_recent`], [`history_to_delete`], [`job_name`].
+//! Pure parts: [`schedule`], [`decide`], [`most_recent`], [`history_to_delete`], [`job_name`].
 
 pub mod schedule;
 
@@ -118,6 +118,46 @@ pub fn job_from_template(cj: &CronJob, scheduled: jiff::Timestamp, tz: &jiff::tz
         spec: template.spec,
         status: None,
     }
+}
+
+/// What a CronJob does at `now` (the pure part of upstream `syncCronJob`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Nothing due, or the due time already started.
+    Wait,
+    /// The due time is more than `startingDeadlineSeconds` old.
+    Missed(jiff::Timestamp),
+    /// `concurrencyPolicy: Forbid` and a Job still runs.
+    Forbidden,
+    /// Start the Job of `at`, deleting the active Jobs first when `replace`.
+    Start { at: jiff::Timestamp, replace: bool },
+}
+
+/// Decides for a CronJob that is neither suspended nor deleted, with its Jobs `active`.
+/// Also returns how many times were missed (more than [`MANY_MISSED`] is worth an event).
+pub fn decide(cj: &CronJob, sched: &Schedule, active: &[ObjectReference], now: jiff::Timestamp) -> (Decision, usize) {
+    let spec = cj.spec.clone().unwrap_or_default();
+    let created = cj.metadata.creation_timestamp.as_ref().map(|t| t.0).unwrap_or(now);
+    let last = cj.status.as_ref().and_then(|s| s.last_schedule_time.as_ref()).map(|t| t.0);
+    let mut earliest = last.unwrap_or(created);
+    if let Some(deadline) = spec.starting_deadline_seconds {
+        earliest = earliest.max(now - jiff::SignedDuration::from_secs(deadline));
+    }
+    let (scheduled, missed) = most_recent(sched, earliest, now);
+    let Some(at) = scheduled else { return (Decision::Wait, missed) };
+    if spec.starting_deadline_seconds.is_some_and(|d| at + jiff::SignedDuration::from_secs(d) < now) {
+        return (Decision::Missed(at), missed);
+    }
+    let name = job_name(cj.metadata.name.as_deref().unwrap_or_default(), at);
+    if active.iter().any(|r| r.name.as_deref() == Some(&name)) || last == Some(at) {
+        return (Decision::Wait, missed);
+    }
+    let decision = match spec.concurrency_policy.as_deref().unwrap_or("Allow") {
+        "Forbid" if !active.is_empty() => Decision::Forbidden,
+        "Replace" => Decision::Start { at, replace: !active.is_empty() },
+        _ => Decision::Start { at, replace: false },
+    };
+    (decision, missed)
 }
 
 fn job_ref(job: &Job) -> ObjectReference {
@@ -294,37 +334,28 @@ impl Context {
         if spec.suspend == Some(true) {
             return Ok(None);
         }
-        let created = cj.metadata.creation_timestamp.as_ref().map(|t| t.0).unwrap_or(now);
-        let last = cj.status.as_ref().and_then(|s| s.last_schedule_time.as_ref()).map(|t| t.0);
-        let mut earliest = last.unwrap_or(created);
-        if let Some(deadline) = spec.starting_deadline_seconds {
-            earliest = earliest.max(now - jiff::SignedDuration::from_secs(deadline));
-        }
         // When to look again: just after the next scheduled time (upstream
         // `nextScheduleTimeDuration`).
         let wake = sched.next(now).map(|n| Duration::try_from(n.duration_since(now)).unwrap_or(Duration::ZERO) + NEXT_SCHEDULE_DELTA);
-        let (scheduled, missed) = most_recent(&sched, earliest, now);
+        let (decision, missed) = decide(cj, &sched, active, now);
         if missed > MANY_MISSED {
             self.recorder.event(cj, WARNING, "TooManyMissedTimes", "too many missed start times. Set or decrease .spec.startingDeadlineSeconds or check clock skew".into());
         }
-        let Some(scheduled) = scheduled else { return Ok(wake) };
-        if let Some(deadline) = spec.starting_deadline_seconds {
-            if scheduled + jiff::SignedDuration::from_secs(deadline) < now {
-                self.recorder.event(cj, WARNING, "MissSchedule", format!("Missed scheduled time to start a job: {}", rfc1123z(scheduled)));
+        let (scheduled, replace) = match decision {
+            Decision::Wait => return Ok(wake),
+            Decision::Missed(t) => {
+                self.recorder.event(cj, WARNING, "MissSchedule", format!("Missed scheduled time to start a job: {}", rfc1123z(t)));
                 return Ok(wake);
             }
-        }
+            Decision::Forbidden => {
+                self.recorder.event(cj, NORMAL, "JobAlreadyActive", "Not starting job because prior execution is running and concurrency policy is Forbid".into());
+                return Ok(wake);
+            }
+            Decision::Start { at, replace } => (at, replace),
+        };
         let name = job_name(cj.metadata.name.as_deref().unwrap_or_default(), scheduled);
-        if active.iter().any(|r| r.name.as_deref() == Some(&name)) || last == Some(scheduled) {
-            return Ok(wake);
-        }
-        let policy = spec.concurrency_policy.as_deref().unwrap_or("Allow");
-        if policy == "Forbid" && !active.is_empty() {
-            self.recorder.event(cj, NORMAL, "JobAlreadyActive", "Not starting job because prior execution is running and concurrency policy is Forbid".into());
-            return Ok(wake);
-        }
         let api: Api<Job> = Api::namespaced(self.client.clone(), cj.metadata.namespace.as_deref().unwrap_or_default());
-        if policy == "Replace" {
+        if replace {
             for r in std::mem::take(active) {
                 let job_name = r.name.clone().unwrap_or_default();
                 self.delete_job(cj, &api, &job_name).await?;
@@ -412,6 +443,36 @@ mod tests {
         let (t, n) = most_recent(&every_minute, ts("2024-01-01T00:00:00Z"), ts("2024-01-02T00:00:30Z"));
         assert_eq!(t.unwrap().to_string(), "2024-01-02T00:00:00Z");
         assert!(n > MANY_MISSED);
+    }
+
+    fn cronjob(policy: &str, deadline: Option<i64>, last: Option<&str>) -> CronJob {
+        CronJob {
+            metadata: ObjectMeta { name: Some("c".into()), creation_timestamp: Some(Time(ts("2024-01-01T00:00:00Z"))), ..Default::default() },
+            spec: Some(CronJobSpec {
+                schedule: "*/5 * * * *".into(),
+                concurrency_policy: Some(policy.into()),
+                starting_deadline_seconds: deadline,
+                ..Default::default()
+            }),
+            status: Some(CronJobStatus { last_schedule_time: last.map(|l| Time(ts(l))), ..Default::default() }),
+        }
+    }
+
+    #[test]
+    fn decisions_follow_the_concurrency_policy_and_the_starting_deadline() {
+        let sched = Schedule::parse("*/5 * * * *", None).unwrap();
+        let now = ts("2024-01-01T00:11:00Z");
+        let running = vec![ObjectReference { name: Some("c-28401125".into()), ..Default::default() }];
+        let at = ts("2024-01-01T00:10:00Z");
+        assert_eq!(decide(&cronjob("Allow", None, None), &sched, &[], ts("2024-01-01T00:04:00Z")).0, Decision::Wait, "nothing due yet");
+        assert_eq!(decide(&cronjob("Allow", None, None), &sched, &running, now), (Decision::Start { at, replace: false }, 2));
+        assert_eq!(decide(&cronjob("Forbid", None, None), &sched, &running, now).0, Decision::Forbidden);
+        assert_eq!(decide(&cronjob("Forbid", None, None), &sched, &[], now).0, Decision::Start { at, replace: false });
+        assert_eq!(decide(&cronjob("Replace", None, None), &sched, &running, now).0, Decision::Start { at, replace: true });
+        assert_eq!(decide(&cronjob("Allow", None, Some("2024-01-01T00:10:00Z")), &sched, &[], now).0, Decision::Wait, "already started");
+        // 00:10 is 60 s late: a 30 s starting deadline skips it, a 90 s one does not.
+        assert_eq!(decide(&cronjob("Allow", Some(30), None), &sched, &[], now).0, Decision::Wait);
+        assert_eq!(decide(&cronjob("Allow", Some(90), None), &sched, &[], now).0, Decision::Start { at, replace: false });
     }
 
     fn finished(name: &str, start: i64, type_: &str) -> Arc<Job> {
