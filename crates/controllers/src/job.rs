@@ -378,6 +378,12 @@ impl Context {
                 }
             }
             s.succeeded = all.total() as i32;
+            if s.finished.is_none() {
+                let policy = s.job.spec.as_ref().and_then(|sp| sp.success_policy.as_ref());
+                if let Some(msg) = indexes::match_success_policy(policy, completions, &all) {
+                    s.finished = Some(condition("SuccessCriteriaMet", "SuccessPolicy", &msg, now));
+                }
+            }
             (s.prev_indexes, s.indexes) = (prev, all);
         }
         let mut manage_error = None;

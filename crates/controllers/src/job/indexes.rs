@@ -5,6 +5,8 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use k8s_openapi::api::batch::v1::SuccessPolicy;
+
 /// A set of completion indexes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Indexes(BTreeSet<i32>);
@@ -51,6 +53,28 @@ impl Indexes {
     }
 }
 
+/// Upstream `matchSuccessPolicy`: the message of the first rule the succeeded indexes meet
+/// (`succeededIndexes`: all of them, or `succeededCount` of them; `succeededCount` alone:
+/// that many indexes).
+pub fn match_success_policy(policy: Option<&SuccessPolicy>, completions: i32, succeeded: &Indexes) -> Option<String> {
+    let policy = policy?;
+    if succeeded.total() == 0 {
+        return None;
+    }
+    policy.rules.iter().enumerate().find_map(|(index, rule)| {
+        let met = match (&rule.succeeded_indexes, rule.succeeded_count) {
+            (Some(text), count) => {
+                let required = Indexes::parse(text, completions);
+                let done = required.0.iter().filter(|i| succeeded.contains(**i)).count();
+                required.total() > 0 && done >= count.map_or(required.total(), |c| c.max(0) as usize)
+            }
+            (None, Some(count)) => succeeded.total() >= count.max(0) as usize,
+            (None, None) => false,
+        };
+        met.then(|| format!("Matched rules at index {index}"))
+    })
+}
+
 impl fmt::Display for Indexes {
     /// Ascending, runs of consecutive indexes as `first-last`, comma-separated.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -79,6 +103,19 @@ mod tests {
         }
         assert_eq!(Indexes::parse("3-12,x,7-", 5).to_string(), "3-4", "clipped to completions, junk skipped");
         assert_eq!(Indexes::parse("0-2,4", 10).total(), 4);
+    }
+
+    #[test]
+    fn success_policies_match_required_indexes_or_counts() {
+        use k8s_openapi::api::batch::v1::SuccessPolicyRule;
+        let rule = |ix: Option<&str>, count: Option<i32>| SuccessPolicyRule { succeeded_indexes: ix.map(Into::into), succeeded_count: count };
+        let policy = SuccessPolicy { rules: vec![rule(Some("0"), None), rule(Some("2-5"), Some(2)), rule(None, Some(3))] };
+        let done = |s: &str| Indexes::parse(s, 10);
+        assert_eq!(match_success_policy(Some(&policy), 10, &done("0")), Some("Matched rules at index 0".into()));
+        assert_eq!(match_success_policy(Some(&policy), 10, &done("3,5")), Some("Matched rules at index 1".into()));
+        assert_eq!(match_success_policy(Some(&policy), 10, &done("1,3,8")), Some("Matched rules at index 2".into()));
+        assert_eq!(match_success_policy(Some(&policy), 10, &done("1,3")), None);
+        assert_eq!(match_success_policy(None, 10, &done("0-9")), None);
     }
 
     #[test]

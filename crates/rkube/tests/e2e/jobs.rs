@@ -190,6 +190,33 @@ spec:
     }
     indexes.sort();
     assert_eq!(indexes, ["0", "1", "2", "3"], "one pod per index");
+
+    // A success policy ends the Job when index 0 succeeded.
+    c.apply(
+        "apiVersion: batch/v1
+kind: Job
+metadata: {name: leader, namespace: default}
+spec:
+  completions: 5
+  parallelism: 1
+  completionMode: Indexed
+  successPolicy:
+    rules: [{succeededIndexes: \"0\"}]
+  template:
+    metadata:
+      annotations: {rkube.io/sim-run-seconds: \"1\"}
+    spec:
+      restartPolicy: Never
+      containers: [{name: w, image: busybox}]
+",
+    );
+    let waited = c.kubectl(&["wait", "--for=condition=complete", "job/leader", "--timeout=120s"]);
+    assert!(waited.ok, "success policy did not complete the job: {}{}", waited.stdout, waited.stderr);
+    let job = job_json(&c, "default", "leader");
+    assert_eq!(condition(&job, "Complete").unwrap()["reason"], "SuccessPolicy", "{job}");
+    assert_eq!(condition(&job, "SuccessCriteriaMet").unwrap()["message"], "Matched rules at index 0");
+    assert_eq!(job["status"]["completedIndexes"], "0");
+    assert_eq!(job["status"]["succeeded"], 1);
 }
 
 #[test]
@@ -232,6 +259,27 @@ spec:
     assert!(event_reasons(&c, "default", "fails").iter().any(|r| r == "BackoffLimitExceeded"));
     let table = c.k(&["get", "job", "fails"]);
     assert!(table.lines().nth(1).unwrap_or_default().contains("Failed"), "{table}");
+
+    // With restartPolicy OnFailure, container restarts count against the limit.
+    c.apply(
+        "apiVersion: batch/v1
+kind: Job
+metadata: {name: restarts, namespace: default}
+spec:
+  backoffLimit: 2
+  template:
+    metadata:
+      annotations: {rkube.io/sim-run-seconds: \"1\", rkube.io/sim-exit-code: \"3\"}
+    spec:
+      restartPolicy: OnFailure
+      containers: [{name: w, image: busybox}]
+",
+    );
+    let waited = c.kubectl(&["wait", "--for=condition=failed", "job/restarts", "--timeout=120s"]);
+    assert!(waited.ok, "restarts did not fail the job: {}{}", waited.stdout, waited.stderr);
+    let job = job_json(&c, "default", "restarts");
+    assert_eq!(condition(&job, "Failed").unwrap()["reason"], "BackoffLimitExceeded", "{job}");
+    assert!(eventually(WAIT, || pods_of(&c, "default", "restarts").is_empty()), "the restarting pod is deleted");
 
     // A FailJob rule of the pod failure policy fails the Job at its first matching exit.
     c.apply(
