@@ -159,7 +159,7 @@ pub fn want_active(completions: Option<i32>, parallelism: i32, succeeded: i32, a
 /// Whether the Job is done by its counts (upstream: no active pods, and one success without
 /// `completions` or `completions` successes).
 pub fn complete(completions: Option<i32>, succeeded: i32, active: i32) -> bool {
-    active == 0 && succeeded >= completions.unwrap_or(1).max(1)
+    active == 0 && completions.map_or(succeeded > 0, |c| succeeded >= c)
 }
 
 fn condition(type_: &str, reason: &str, message: &str, now: jiff::Timestamp) -> JobCondition {
@@ -737,6 +737,7 @@ mod tests {
         assert!(!complete(Some(5), 4, 0));
         assert!(complete(None, 1, 0));
         assert!(!complete(None, 0, 0));
+        assert!(complete(Some(0), 0, 0), "zero completions: done at once");
     }
 
     #[test]
