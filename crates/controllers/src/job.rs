@@ -369,53 +369,9 @@ impl Context {
         }
         self.decide_failure(&mut s, now);
         if s.indexed() {
-            let completions = s.completions().unwrap_or(0);
-            let prev = Indexes::parse(s.job.status.as_ref().and_then(|st| st.completed_indexes.as_deref()).unwrap_or(""), completions);
-            let mut all = prev.clone();
-            for p in s.pods.iter().filter(|p| pods::succeeded(p)) {
-                if let Some(ix) = pods::valid_index(p, completions) {
-                    all.insert(ix);
-                }
-            }
-            s.succeeded = all.total() as i32;
-            if s.finished.is_none() {
-                let policy = s.job.spec.as_ref().and_then(|sp| sp.success_policy.as_ref());
-                if let Some(msg) = indexes::match_success_policy(policy, completions, &all) {
-                    s.finished = Some(condition("SuccessCriteriaMet", "SuccessPolicy", &msg, now));
-                }
-            }
-            (s.prev_indexes, s.indexes) = (prev, all);
+            count_indexes(&mut s, now);
         }
-        let mut manage_error = None;
-        let mut active = s.active.len() as i32;
-        let mut suspend_changed = false;
-        if s.finished.is_some() {
-            let (deleted_ready, deleted, err) = self.delete_active(&s).await;
-            if deleted != active || !satisfied {
-                s.finished = None; // pods may still hold finalizers or be missing from the cache
-            }
-            active -= deleted;
-            s.terminating += deleted;
-            s.ready -= deleted_ready;
-            manage_error = err;
-        } else {
-            let mut managed = false;
-            if satisfied && s.job.metadata.deletion_timestamp.is_none() {
-                match self.manage(&mut s, now).await {
-                    Ok(a) => active = a,
-                    Err((a, e)) => {
-                        active = a;
-                        manage_error = Some(e);
-                    }
-                }
-                managed = true;
-            }
-            if complete(s.completions(), s.succeeded, active) {
-                s.finished = Some(condition("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods", now));
-            } else if managed {
-                suspend_changed = self.update_suspended(&mut s, now);
-            }
-        }
+        let (active, suspend_changed, manage_error) = self.act(&mut s, satisfied, now).await;
         let needs_flush = suspend_changed
             || Some(active) != s.job.status.as_ref().and_then(|st| st.active).or(Some(0))
             || Some(s.ready) != s.job.status.as_ref().and_then(|st| st.ready)
@@ -430,6 +386,42 @@ impl Context {
             Some(e) => Err(e),
             None => Ok(Some(s.requeue)),
         }
+    }
+
+    /// Deletes the active pods of a finished Job, or manages the pods of a running one.
+    /// Returns the active count, whether the Suspended condition changed, and the error.
+    async fn act(&self, s: &mut Sync, satisfied: bool, now: jiff::Timestamp) -> (i32, bool, Option<Error>) {
+        let mut manage_error = None;
+        let mut active = s.active.len() as i32;
+        let mut suspend_changed = false;
+        if s.finished.is_some() {
+            let (deleted_ready, deleted, err) = self.delete_active(s).await;
+            if deleted != active || !satisfied {
+                s.finished = None; // pods may still hold finalizers or be missing from the cache
+            }
+            active -= deleted;
+            s.terminating += deleted;
+            s.ready -= deleted_ready;
+            manage_error = err;
+        } else {
+            let mut managed = false;
+            if satisfied && s.job.metadata.deletion_timestamp.is_none() {
+                match self.manage(s, now).await {
+                    Ok(a) => active = a,
+                    Err((a, e)) => {
+                        active = a;
+                        manage_error = Some(e);
+                    }
+                }
+                managed = true;
+            }
+            if complete(s.completions(), s.succeeded, active) {
+                s.finished = Some(condition("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods", now));
+            } else if managed {
+                suspend_changed = self.update_suspended(s, now);
+            }
+        }
+        (active, suspend_changed, manage_error)
     }
 
     /// Claims the Job's pods and counts them.
@@ -652,6 +644,27 @@ impl Context {
         tally(results)
     }
 
+}
+
+/// Indexed Jobs: the succeeded indexes (recorded ones and those of succeeded pods), and a
+/// success policy met by them.
+fn count_indexes(s: &mut Sync, now: jiff::Timestamp) {
+    let completions = s.completions().unwrap_or(0);
+    let prev = Indexes::parse(s.job.status.as_ref().and_then(|st| st.completed_indexes.as_deref()).unwrap_or(""), completions);
+    let mut all = prev.clone();
+    for p in s.pods.iter().filter(|p| pods::succeeded(p)) {
+        if let Some(ix) = pods::valid_index(p, completions) {
+            all.insert(ix);
+        }
+    }
+    s.succeeded = all.total() as i32;
+    if s.finished.is_none() {
+        let policy = s.job.spec.as_ref().and_then(|sp| sp.success_policy.as_ref());
+        if let Some(msg) = indexes::match_success_policy(policy, completions, &all) {
+            s.finished = Some(condition("SuccessCriteriaMet", "SuccessPolicy", &msg, now));
+        }
+    }
+    (s.prev_indexes, s.indexes) = (prev, all);
 }
 
 /// One pod deletion: whether the pod was ready, and the error (with whether it was "not
