@@ -481,4 +481,24 @@ spec:
     c.k(&["delete", "job", "forever", "--wait=false"]);
     let gone = eventually(WAIT, || pods_of(&c, "default", "forever").is_empty());
     assert!(gone, "pods of a deleted job are removed: {}", c.kubectl(&["get", "pods", "-o", "yaml"]).stdout);
+
+    // Foreground deletion waits for the pods, which the Job controller lets go.
+    c.apply(
+        "apiVersion: batch/v1
+kind: Job
+metadata: {name: fg, namespace: default}
+spec:
+  parallelism: 2
+  completions: 2
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: w, image: busybox}]
+",
+    );
+    assert!(eventually(WAIT, || pods_of(&c, "default", "fg").len() == 2), "2 pods");
+    let deleted = c.kubectl(&["delete", "job", "fg", "--cascade=foreground", "--timeout=60s"]);
+    assert!(deleted.ok, "foreground delete: {}{}", deleted.stdout, deleted.stderr);
+    assert!(eventually(WAIT, || !c.kubectl(&["get", "job", "fg"]).ok), "the job is gone");
+    assert!(pods_of(&c, "default", "fg").is_empty(), "its pods went first");
 }
