@@ -652,7 +652,8 @@ fn count_indexes(s: &mut Sync, now: jiff::Timestamp) {
     let completions = s.completions().unwrap_or(0);
     let prev = Indexes::parse(s.job.status.as_ref().and_then(|st| st.completed_indexes.as_deref()).unwrap_or(""), completions);
     let mut all = prev.clone();
-    for p in s.pods.iter().filter(|p| pods::succeeded(p)) {
+    // Upstream `calculateSucceededIndexes`: pods not counted yet (with the finalizer).
+    for p in s.pods.iter().filter(|p| pods::succeeded(p) && pods::has_finalizer(p)) {
         if let Some(ix) = pods::valid_index(p, completions) {
             all.insert(ix);
         }

@@ -1,5 +1,5 @@
 //! Completion index sets of Indexed Jobs, written as upstream writes `status.completedIndexes`
-//! (`"0-2,4,6-7"`: ascending, every run of two or more consecutive indexes as `a-b`, as
+//! (`"0-2,4,6,7"`: ascending, every run of three or more consecutive indexes as `a-b`, as
 //! upstream's `orderedIntervals.String`).
 
 use std::collections::BTreeSet;
@@ -85,8 +85,14 @@ impl fmt::Display for Indexes {
                 _ => runs.push((i, i)),
             }
         }
-        let parts: Vec<String> =
-            runs.iter().map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect();
+        let parts: Vec<String> = runs
+            .iter()
+            .map(|(a, b)| match b - a {
+                0 => a.to_string(),
+                1 => format!("{a},{b}"),
+                _ => format!("{a}-{b}"),
+            })
+            .collect();
         f.write_str(&parts.join(","))
     }
 }
@@ -97,11 +103,11 @@ mod tests {
 
     #[test]
     fn index_sets_round_trip_in_upstream_notation() {
-        let cases = [("", ""), ("0", "0"), ("0-2,4", "0-2,4"), ("4,0,1,2", "0-2,4"), ("1,2", "1-2"), ("0-3,5-6,9", "0-3,5-6,9")];
+        let cases = [("", ""), ("0", "0"), ("0-2,4", "0-2,4"), ("4,0,1,2", "0-2,4"), ("1,2", "1,2"), ("1-2", "1,2"), ("0-3,5-6,9", "0-3,5,6,9")];
         for (input, want) in cases {
             assert_eq!(Indexes::parse(input, 10).to_string(), want, "{input}");
         }
-        assert_eq!(Indexes::parse("3-12,x,7-", 5).to_string(), "3-4", "clipped to completions, junk skipped");
+        assert_eq!(Indexes::parse("2-12,x,7-", 5).to_string(), "2-4", "clipped to completions, junk skipped");
         assert_eq!(Indexes::parse("0-2,4", 10).total(), 4);
     }
 

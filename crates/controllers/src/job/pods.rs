@@ -95,7 +95,8 @@ pub fn new_pod(job: &Job, template: &PodTemplateSpec, controller: OwnerReference
                         name: COMPLETION_INDEX_ENV.into(),
                         value_from: Some(EnvVarSource {
                             field_ref: Some(ObjectFieldSelector {
-                                field_path: format!("metadata.annotations['{COMPLETION_INDEX}']"),
+                                // PodIndexLabel (GA in 1.32): the variable comes from the label.
+                                field_path: format!("metadata.labels['{COMPLETION_INDEX}']"),
                                 api_version: None,
                             }),
                             ..Default::default()
@@ -150,7 +151,7 @@ mod tests {
         let env = &spec.containers[0].env.as_ref().unwrap()[0];
         assert_eq!(env.name, COMPLETION_INDEX_ENV);
         let path = &env.value_from.as_ref().unwrap().field_ref.as_ref().unwrap().field_path;
-        assert_eq!(path, "metadata.annotations['batch.kubernetes.io/job-completion-index']");
+        assert_eq!(path, "metadata.labels['batch.kubernetes.io/job-completion-index']");
         assert_eq!(completion_index(&p), Some(3));
         let plain = new_pod(&j, &j.spec.as_ref().unwrap().template, owner, None);
         assert_eq!(plain.metadata.generate_name.as_deref(), Some("pi-"));

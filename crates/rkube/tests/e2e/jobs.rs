@@ -185,7 +185,7 @@ spec:
         assert!(p["metadata"]["name"].as_str().unwrap().starts_with(&format!("idx-{ix}-")));
         let env = &p["spec"]["containers"][0]["env"][0];
         assert_eq!(env["name"], "JOB_COMPLETION_INDEX");
-        assert_eq!(env["valueFrom"]["fieldRef"]["fieldPath"], "metadata.annotations['batch.kubernetes.io/job-completion-index']");
+        assert_eq!(env["valueFrom"]["fieldRef"]["fieldPath"], "metadata.labels['batch.kubernetes.io/job-completion-index']");
         indexes.push(ix);
     }
     indexes.sort();
