@@ -361,7 +361,10 @@ impl Context {
                 self.delete_job(cj, &api, &job_name).await?;
             }
         }
-        let job = job_from_template(cj, scheduled, sched.time_zone());
+        // The annotation is in spec.timeZone (which the schedule then uses), else UTC even for
+        // a `TZ=` schedule, as upstream writes it.
+        let zone = if spec.time_zone.is_some() { sched.time_zone().clone() } else { jiff::tz::TimeZone::UTC };
+        let job = job_from_template(cj, scheduled, &zone);
         let created = match api.create(&PostParams::default(), &job).await {
             Ok(j) => {
                 self.recorder.event(cj, NORMAL, "SuccessfulCreate", format!("Created job {name}"));
