@@ -12,6 +12,9 @@ pub const CONTROLLERS: &[(&str, &[&str])] = &[
     ("root-ca-certificate-publisher-controller", &["root-ca-cert-publisher", "root-ca-certificate-publisher"]),
     ("endpoints-controller", &["endpoint", "endpoints"]),
     ("endpointslice-controller", &["endpointslice"]),
+    ("job-controller", &["job"]),
+    ("cronjob-controller", &["cronjob"]),
+    ("ttl-after-finished-controller", &["ttl-after-finished", "ttlafterfinished"]),
 ];
 
 /// Controller manager settings.
@@ -29,6 +32,8 @@ pub struct Config {
     pub workers: usize,
     /// Concurrent garbage collector workers (upstream `--concurrent-gc-syncs`, default 20).
     pub gc_workers: usize,
+    /// Job controller settings (pod failure back-off).
+    pub job: crate::job::JobConfig,
 }
 
 impl Default for Config {
@@ -41,6 +46,7 @@ impl Default for Config {
             root_ca_pem: None,
             workers: 5,
             gc_workers: 20,
+            job: Default::default(),
         }
     }
 }

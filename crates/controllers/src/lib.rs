@@ -11,7 +11,7 @@
 //! - [`pods`]: pod readiness, availability and the scale-down order.
 //! - one module per controller, named as upstream: [`replicaset`], [`deployment`],
 //!   [`garbagecollector`], [`serviceaccount`], [`rootcacertpublisher`], [`endpoint`],
-//!   [`endpointslice`].
+//!   [`endpointslice`], [`job`], [`cronjob`], [`ttlafterfinished`].
 //! - [`manager`]: leader election and start-up of the enabled controllers.
 //!
 //! Design: every controller is level-triggered as upstream's are. Informer handlers only turn
@@ -25,6 +25,7 @@ pub mod claim;
 pub mod clock;
 pub mod config;
 pub mod controller;
+pub mod cronjob;
 pub mod deployment;
 pub mod endpoint;
 pub mod endpointslice;
@@ -33,12 +34,14 @@ pub mod events;
 pub mod expectations;
 pub mod garbagecollector;
 pub mod informer;
+pub mod job;
 pub mod manager;
 pub mod pods;
 pub mod queue;
 pub mod replicaset;
 pub mod rootcacertpublisher;
 pub mod serviceaccount;
+pub mod ttlafterfinished;
 
 pub use config::{parse_controllers, Config};
 pub use error::{Error, Result};

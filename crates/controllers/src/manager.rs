@@ -72,6 +72,21 @@ impl ControllerManager {
             let (w, t) = (c.workers, shutdown.clone());
             runs.push(Box::pin(async move { e.run(w, t).await }));
         }
+        if c.enabled("job-controller") {
+            let j = crate::job::JobController::new(&informers, c.job);
+            let (w, t) = (c.workers, shutdown.clone());
+            runs.push(Box::pin(async move { j.run(w, t).await }));
+        }
+        if c.enabled("cronjob-controller") {
+            let cj = crate::cronjob::CronJobController::new(&informers);
+            let (w, t) = (c.workers, shutdown.clone());
+            runs.push(Box::pin(async move { cj.run(w, t).await }));
+        }
+        if c.enabled("ttl-after-finished-controller") {
+            let ttl = crate::ttlafterfinished::TtlAfterFinishedController::new(&informers);
+            let (w, t) = (c.workers, shutdown.clone());
+            runs.push(Box::pin(async move { ttl.run(w, t).await }));
+        }
         let watches = informers.start(&shutdown);
         // As upstream's WaitForCacheSync: no controller acts on a half-filled cache (an empty
         // pod cache would make every ReplicaSet create its replicas again).

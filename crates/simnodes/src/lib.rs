@@ -1,6 +1,10 @@
 //! Simulated nodes, as KWOK does upstream: registers N `Node` objects with a given capacity,
 //! keeps their `coordination.k8s.io` Leases in `kube-node-lease` fresh, and moves the pods
-//! bound to them to `Running`/`Ready` without running any container.
+//! bound to them to `Running`/`Ready` without running any container. A pod annotated
+//! `rkube.io/sim-run-seconds: "N"` (and optionally `rkube.io/sim-exit-code: "C"`, default 0)
+//! has its containers exit with that code N seconds after they start: the pod then ends
+//! Succeeded or Failed, or its containers restart as its restartPolicy says (so Jobs can
+//! finish and fail on simulated nodes).
 //!
 //! Modules: [`node`] builds the Node and Lease objects (pure), [`pod`] decides what a bound
 //! pod's status becomes (pure), and [`SimNodes`] is the async shell that talks to the API
@@ -313,6 +317,10 @@ async fn run_pod_workers(client: kube::Client, template: Arc<NodeTemplate>, rx: 
                         let name = p.metadata.name.clone().unwrap_or_default();
                         if let Err(e) = api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body)).await {
                             tracing::debug!(pod = %name, error = %e, "pod status update failed");
+                            return;
+                        }
+                        if let Some(exit) = pod::sim_exit(&p) {
+                            tokio::spawn(run_to_exit(api, name, status, exit));
                         }
                     }
                     PodWork::Delete(ns, name, uid) => {
@@ -332,6 +340,23 @@ async fn run_pod_workers(client: kube::Client, template: Arc<NodeTemplate>, rx: 
         .buffer_unordered(concurrency.max(1))
         .for_each(|_| async {})
         .await;
+}
+
+/// Lets a started pod's containers exit as its annotations say: once for a pod that ends,
+/// again after every restart otherwise, until the pod is gone or a status write fails.
+async fn run_to_exit(api: Api<Pod>, name: String, mut status: k8s_openapi::api::core::v1::PodStatus, exit: pod::SimExit) {
+    loop {
+        tokio::time::sleep(exit.after).await;
+        status = pod::exited_status(&status, exit, node::now());
+        let body = serde_json::json!({"status": status});
+        if let Err(e) = api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body)).await {
+            tracing::debug!(pod = %name, error = %e, "pod exit not recorded");
+            return;
+        }
+        if !exit.restarts {
+            return;
+        }
+    }
 }
 
 fn tokio_stream_from<T>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {

@@ -26,6 +26,7 @@ mod python_client;
 mod scheduling;
 mod streaming;
 mod controllers;
+mod jobs;
 mod kubelet;
 mod kubelet_probes;
 mod kubelet_volumes;
