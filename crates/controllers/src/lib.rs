@@ -11,7 +11,8 @@
 //! - [`pods`]: pod readiness, availability and the scale-down order.
 //! - one module per controller, named as upstream: [`replicaset`], [`deployment`],
 //!   [`garbagecollector`], [`serviceaccount`], [`rootcacertpublisher`], [`endpoint`],
-//!   [`endpointslice`].
+//!   [`endpointslice`], [`daemonset`].
+//! - [`history`]: ControllerRevisions (template history of DaemonSets and StatefulSets).
 //! - [`manager`]: leader election and start-up of the enabled controllers.
 //!
 //! Design: every controller is level-triggered as upstream's are. Informer handlers only turn
@@ -25,6 +26,7 @@ pub mod claim;
 pub mod clock;
 pub mod config;
 pub mod controller;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoint;
 pub mod endpointslice;
@@ -32,6 +34,7 @@ pub mod error;
 pub mod events;
 pub mod expectations;
 pub mod garbagecollector;
+pub mod history;
 pub mod informer;
 pub mod manager;
 pub mod pods;
