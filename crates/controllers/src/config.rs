@@ -13,6 +13,7 @@ pub const CONTROLLERS: &[(&str, &[&str])] = &[
     ("endpoints-controller", &["endpoint", "endpoints"]),
     ("endpointslice-controller", &["endpointslice"]),
     ("daemonset-controller", &["daemonset"]),
+    ("statefulset-controller", &["statefulset"]),
 ];
 
 /// Controller manager settings.

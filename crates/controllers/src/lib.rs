@@ -11,7 +11,7 @@
 //! - [`pods`]: pod readiness, availability and the scale-down order.
 //! - one module per controller, named as upstream: [`replicaset`], [`deployment`],
 //!   [`garbagecollector`], [`serviceaccount`], [`rootcacertpublisher`], [`endpoint`],
-//!   [`endpointslice`], [`daemonset`].
+//!   [`endpointslice`], [`daemonset`], [`statefulset`].
 //! - [`history`]: ControllerRevisions (template history of DaemonSets and StatefulSets).
 //! - [`manager`]: leader election and start-up of the enabled controllers.
 //!
@@ -42,6 +42,7 @@ pub mod queue;
 pub mod replicaset;
 pub mod rootcacertpublisher;
 pub mod serviceaccount;
+pub mod statefulset;
 
 pub use config::{parse_controllers, Config};
 pub use error::{Error, Result};

@@ -77,6 +77,11 @@ impl ControllerManager {
             let (w, t) = (c.workers, shutdown.clone());
             runs.push(Box::pin(async move { ds.run(w, t).await }));
         }
+        if c.enabled("statefulset-controller") {
+            let sts = crate::statefulset::StatefulSetController::new(&informers);
+            let (w, t) = (c.workers, shutdown.clone());
+            runs.push(Box::pin(async move { sts.run(w, t).await }));
+        }
         let watches = informers.start(&shutdown);
         // As upstream's WaitForCacheSync: no controller acts on a half-filled cache (an empty
         // pod cache would make every ReplicaSet create its replicas again).

@@ -112,3 +112,139 @@ fn daemonset_runs_one_pod_per_eligible_node_and_rolls_out_an_image_change() {
     let ok = eventually(WAIT, || pods(&c, "default", "app=agent").iter().all(|p| p["spec"]["nodeName"] != "late-0"));
     assert!(ok, "the removed node's pod is deleted: {}", dump(&c, "default"));
 }
+
+/// One watch event: type, pod name, ready, terminating.
+type WatchEvent = (String, String, bool, bool);
+
+/// `kubectl get pods -w --output-watch-events -o json` in the background: every event in
+/// watch order.
+struct PodWatch {
+    child: Child,
+    events: std::sync::Arc<std::sync::Mutex<Vec<WatchEvent>>>,
+}
+
+impl PodWatch {
+    fn start(c: &Cluster, ns: &str, selector: &str) -> PodWatch {
+        let mut child = Command::new("kubectl")
+            .args(["--kubeconfig"])
+            .arg(c.kubeconfig())
+            .args(["get", "pods", "-n", ns, "-l", selector, "-w", "--output-watch-events", "-o", "json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start kubectl get -w");
+        let stdout = child.stdout.take().expect("stdout");
+        let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = events.clone();
+        std::thread::spawn(move || {
+            for ev in serde_json::Deserializer::from_reader(stdout).into_iter::<serde_json::Value>().map_while(Result::ok) {
+                let o = &ev["object"];
+                let ready = o["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+                let name = o["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+                let kind = ev["type"].as_str().unwrap_or_default().to_owned();
+                sink.lock().unwrap().push((kind, name, ready, !o["metadata"]["deletionTimestamp"].is_null()));
+            }
+        });
+        PodWatch { child, events }
+    }
+
+    fn events(&self) -> Vec<WatchEvent> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// Index of the first event for `name` matching `f`.
+    fn first(&self, name: &str, f: impl Fn(&str, bool, bool) -> bool) -> Option<usize> {
+        self.events().iter().position(|(kind, n, ready, terminating)| n == name && f(kind, *ready, *terminating))
+    }
+}
+
+impl Drop for PodWatch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sts_pods(c: &Cluster) -> Vec<String> {
+    let mut names: Vec<String> = pods(c, "default", "app=web").iter().filter(|p| p["status"]["phase"] == "Running").map(|p| p["metadata"]["name"].as_str().unwrap_or("").to_owned()).collect();
+    names.sort();
+    names
+}
+
+const STS: &str = "apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  clusterIP: None
+  selector: {app: web}
+  ports: [{port: 80}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: web, namespace: default}
+spec:
+  serviceName: web
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: rkube.local/busybox:1.35}]
+";
+
+#[test]
+fn statefulset_creates_in_order_scales_down_from_the_top_and_rolls_out() {
+    let c = Cluster::start();
+    let _nodes = sim_nodes(&c, 3, "sim-");
+    let watch = PodWatch::start(&c, "default", "app=web");
+    c.apply(STS);
+    let ok = eventually(WAIT, || sts_pods(&c) == ["web-0", "web-1", "web-2"]);
+    assert!(ok, "web-0..2 Running: {}", dump(&c, "default"));
+    let r = c.kubectl(&["rollout", "status", "sts/web", "--timeout=60s"]);
+    assert!(r.ok && r.stdout.contains("roll out complete"), "rollout status: {}{}", r.stdout, r.stderr);
+    // OrderedReady: each pod is created only once the previous one is Ready.
+    let ready0 = watch.first("web-0", |_, ready, _| ready).expect("web-0 became ready");
+    let added1 = watch.first("web-1", |kind, _, _| kind == "ADDED").expect("web-1 added");
+    let ready1 = watch.first("web-1", |_, ready, _| ready).expect("web-1 became ready");
+    let added2 = watch.first("web-2", |kind, _, _| kind == "ADDED").expect("web-2 added");
+    assert!(ready0 < added1 && ready1 < added2, "creation order: {:?}", watch.events());
+
+    let pod = json(&c.k(&["get", "pod", "web-1", "-o", "json"]));
+    let labels = &pod["metadata"]["labels"];
+    assert_eq!((labels["statefulset.kubernetes.io/pod-name"].as_str(), labels["apps.kubernetes.io/pod-index"].as_str()), (Some("web-1"), Some("1")));
+    assert_eq!((pod["spec"]["hostname"].as_str(), pod["spec"]["subdomain"].as_str()), (Some("web-1"), Some("web")));
+    let sts = json(&c.k(&["get", "sts", "web", "-o", "json"]));
+    let s = &sts["status"];
+    assert_eq!((s["replicas"].as_i64(), s["readyReplicas"].as_i64(), s["currentReplicas"].as_i64(), s["updatedReplicas"].as_i64()), (Some(3), Some(3), Some(3), Some(3)));
+    let revision = s["updateRevision"].as_str().unwrap().to_owned();
+    assert_eq!(s["currentRevision"].as_str(), Some(revision.as_str()));
+    assert_eq!(labels["controller-revision-hash"].as_str(), Some(revision.as_str()));
+    assert!(c.k(&["get", "controllerrevisions", "-o", "name"]).contains(&revision));
+
+    // An image change replaces pods from the highest ordinal down; rollout status waits.
+    c.k(&["set", "image", "sts/web", "web=rkube.local/busybox:1.36"]);
+    let r = c.kubectl(&["rollout", "status", "sts/web", "--timeout=90s"]);
+    assert!(r.ok, "rollout status: {}{}\n{}", r.stdout, r.stderr, dump(&c, "default"));
+    let ok = eventually(WAIT, || {
+        let s = json(&c.k(&["get", "sts", "web", "-o", "json"]))["status"].clone();
+        s["updatedReplicas"] == 3 && s["currentRevision"] == s["updateRevision"] && s["currentRevision"] != revision.as_str()
+    });
+    assert!(ok, "the update revision becomes current: {}", dump(&c, "default"));
+    let images: Vec<String> = pods(&c, "default", "app=web").iter().map(|p| p["spec"]["containers"][0]["image"].as_str().unwrap_or("").to_owned()).collect();
+    assert_eq!(images, vec!["rkube.local/busybox:1.36".to_string(); 3]);
+    let gone2 = watch.first("web-2", |_, _, terminating| terminating).expect("web-2 replaced");
+    let gone0 = watch.first("web-0", |_, _, terminating| terminating).expect("web-0 replaced");
+    assert!(gone2 < gone0, "the update goes from the top down");
+
+    // Scale to 1: web-2 goes first, then web-1.
+    let before = watch.events().len();
+    c.k(&["scale", "sts/web", "--replicas=1"]);
+    let ok = eventually(WAIT, || sts_pods(&c) == ["web-0"] && pods(&c, "default", "app=web").len() == 1);
+    assert!(ok, "scaled to web-0: {}", dump(&c, "default"));
+    let later: Vec<_> = watch.events().into_iter().skip(before).collect();
+    let first_deleting = later.iter().find(|(_, _, _, terminating)| *terminating).map(|e| e.1.clone());
+    assert_eq!(first_deleting.as_deref(), Some("web-2"), "{later:?}");
+    let web2_gone = later.iter().position(|(k, n, _, _)| k == "DELETED" && n == "web-2").expect("web-2 deleted");
+    let web1_deleting = later.iter().position(|(_, n, _, t)| n == "web-1" && *t).expect("web-1 deleted");
+    assert!(web2_gone < web1_deleting, "web-1 waits for web-2 to be gone: {later:?}");
+}
