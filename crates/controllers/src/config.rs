@@ -14,6 +14,8 @@ pub const CONTROLLERS: &[(&str, &[&str])] = &[
     ("endpointslice-controller", &["endpointslice"]),
     ("daemonset-controller", &["daemonset"]),
     ("statefulset-controller", &["statefulset"]),
+    ("persistentvolume-binder-controller", &["persistentvolume-binder"]),
+    ("local-path-provisioner", &["local-path", "local-storage"]),
 ];
 
 /// Controller manager settings.
@@ -31,6 +33,8 @@ pub struct Config {
     pub workers: usize,
     /// Concurrent garbage collector workers (upstream `--concurrent-gc-syncs`, default 20).
     pub gc_workers: usize,
+    /// Where the local-path provisioner puts volumes, and this machine's node.
+    pub local_path: crate::localpath::LocalPathConfig,
 }
 
 impl Default for Config {
@@ -43,6 +47,7 @@ impl Default for Config {
             root_ca_pem: None,
             workers: 5,
             gc_workers: 20,
+            local_path: Default::default(),
         }
     }
 }

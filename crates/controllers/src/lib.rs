@@ -11,7 +11,8 @@
 //! - [`pods`]: pod readiness, availability and the scale-down order.
 //! - one module per controller, named as upstream: [`replicaset`], [`deployment`],
 //!   [`garbagecollector`], [`serviceaccount`], [`rootcacertpublisher`], [`endpoint`],
-//!   [`endpointslice`], [`daemonset`], [`statefulset`].
+//!   [`endpointslice`], [`daemonset`], [`statefulset`], [`pvbinder`]; and
+//!   [`localpath`], the local-path provisioner (k3s's `rancher.io/local-path`).
 //! - [`history`]: ControllerRevisions (template history of DaemonSets and StatefulSets).
 //! - [`manager`]: leader election and start-up of the enabled controllers.
 //!
@@ -36,8 +37,10 @@ pub mod expectations;
 pub mod garbagecollector;
 pub mod history;
 pub mod informer;
+pub mod localpath;
 pub mod manager;
 pub mod pods;
+pub mod pvbinder;
 pub mod queue;
 pub mod replicaset;
 pub mod rootcacertpublisher;

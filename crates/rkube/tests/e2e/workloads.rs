@@ -248,3 +248,141 @@ fn statefulset_creates_in_order_scales_down_from_the_top_and_rolls_out() {
     let web1_deleting = later.iter().position(|(_, n, _, t)| n == "web-1" && *t).expect("web-1 deleted");
     assert!(web2_gone < web1_deleting, "web-1 waits for web-2 to be gone: {later:?}");
 }
+
+const STS_WITH_CLAIMS: &str = "apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: web, namespace: default}
+spec:
+  serviceName: web
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: rkube.local/busybox:1.35
+        volumeMounts: [{name: www, mountPath: /data}]
+  volumeClaimTemplates:
+  - metadata: {name: www}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+";
+
+/// `name -> (phase, volumeName, uid)` of the claims.
+fn claims(c: &Cluster) -> Vec<(String, String, String, String)> {
+    let items = json(&c.k(&["get", "pvc", "-o", "json"]))["items"].as_array().cloned().unwrap_or_default();
+    let mut out: Vec<_> = items
+        .iter()
+        .map(|p| {
+            let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
+            (s(&p["metadata"]["name"]), s(&p["status"]["phase"]), s(&p["spec"]["volumeName"]), s(&p["metadata"]["uid"]))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn statefulset_claims_are_provisioned_bound_and_kept_across_pod_deletion_and_scale_down() {
+    let c = Cluster::start();
+    let _nodes = sim_nodes(&c, 3, "sim-");
+    let ok = eventually(WAIT, || c.kubectl(&["get", "storageclass", "local-path"]).stdout.contains("(default)"));
+    assert!(ok, "the default local-path class exists: {}", c.kubectl(&["get", "sc"]).stdout);
+    let sc = json(&c.k(&["get", "sc", "local-path", "-o", "json"]));
+    assert_eq!((sc["provisioner"].as_str(), sc["reclaimPolicy"].as_str()), (Some("rancher.io/local-path"), Some("Delete")));
+
+    c.apply(STS_WITH_CLAIMS);
+    let ok = eventually(WAIT, || sts_pods(&c) == ["web-0", "web-1", "web-2"]);
+    assert!(ok, "web-0..2 Running: {}", dump(&c, "default"));
+    let bound = claims(&c);
+    let names: Vec<&str> = bound.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(names, ["www-web-0", "www-web-1", "www-web-2"]);
+    assert!(bound.iter().all(|c| c.1 == "Bound" && c.2.starts_with("pvc-")), "{bound:?}");
+    let pvc = json(&c.k(&["get", "pvc", "www-web-1", "-o", "json"]));
+    assert_eq!(pvc["spec"]["storageClassName"], "local-path", "DefaultStorageClass admission");
+    assert_eq!(pvc["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"], "yes");
+    assert_eq!(pvc["status"]["capacity"]["storage"], "1Gi");
+    let pv = json(&c.k(&["get", "pv", bound[1].2.as_str(), "-o", "json"]));
+    assert_eq!((pv["status"]["phase"].as_str(), pv["spec"]["claimRef"]["name"].as_str()), (Some("Bound"), Some("www-web-1")));
+    let path = pv["spec"]["hostPath"]["path"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(path, c.data_dir().join("storage").join(&bound[1].2).display().to_string());
+    // The pod runs on its volume's node.
+    let volume_node = pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"][0].as_str().unwrap_or_default().to_owned();
+    let pod = json(&c.k(&["get", "pod", "web-1", "-o", "json"]));
+    assert_eq!(pod["spec"]["nodeName"].as_str(), Some(volume_node.as_str()));
+    assert_eq!(pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"], "www-web-1");
+
+    // A deleted pod comes back with the same claim.
+    let old_uid = pod["metadata"]["uid"].as_str().unwrap().to_owned();
+    c.k(&["delete", "pod", "web-1", "--wait=false"]);
+    let ok = eventually(WAIT, || {
+        let p = json(&c.kubectl(&["get", "pod", "web-1", "-o", "json"]).stdout);
+        p["metadata"]["uid"].as_str().is_some_and(|u| u != old_uid) && p["status"]["phase"] == "Running"
+    });
+    assert!(ok, "web-1 recreated: {}", dump(&c, "default"));
+    let pod = json(&c.k(&["get", "pod", "web-1", "-o", "json"]));
+    assert_eq!(pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"], "www-web-1");
+    assert_eq!(claims(&c), bound, "the claims are unchanged");
+
+    // Scale to 1: the claims stay, Bound.
+    c.k(&["scale", "sts/web", "--replicas=1"]);
+    let ok = eventually(WAIT, || sts_pods(&c) == ["web-0"] && pods(&c, "default", "app=web").len() == 1);
+    assert!(ok, "scaled to web-0: {}", dump(&c, "default"));
+    assert_eq!(claims(&c), bound, "claims are retained on scale-down");
+
+    // Deleting an unused claim releases its volume, which the provisioner deletes (Delete policy).
+    c.k(&["delete", "pvc", "www-web-2"]);
+    let gone = bound[2].2.clone();
+    let ok = eventually(WAIT, || !c.kubectl(&["get", "pv", "-o", "name"]).stdout.contains(&gone));
+    assert!(ok, "the released volume is deleted: {}", c.kubectl(&["get", "pv"]).stdout);
+}
+
+const STATIC: &str = "apiVersion: v1
+kind: PersistentVolume
+metadata: {name: big}
+spec:
+  storageClassName: manual
+  capacity: {storage: 10Gi}
+  accessModes: [ReadWriteOnce]
+  hostPath: {path: /tmp/rkube-e2e-unused-big}
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: small}
+spec:
+  storageClassName: manual
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  hostPath: {path: /tmp/rkube-e2e-unused-small}
+";
+
+const CLAIM: &str = "apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data, namespace: default}
+spec:
+  storageClassName: manual
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 500Mi}}
+";
+
+#[test]
+fn claims_bind_the_smallest_fitting_volume_and_release_it_when_deleted() {
+    let c = Cluster::start();
+    c.apply(STATIC);
+    let phase = |kind: &str, name: &str| c.kubectl(&["get", kind, name, "-o", "jsonpath={.status.phase}"]).stdout;
+    let ok = eventually(WAIT, || phase("pv", "big") == "Available" && phase("pv", "small") == "Available");
+    assert!(ok, "new volumes are Available: {}", c.kubectl(&["get", "pv"]).stdout);
+    c.apply(CLAIM);
+    let ok = eventually(WAIT, || phase("pvc", "data") == "Bound");
+    assert!(ok, "the claim binds: {}", c.kubectl(&["get", "pv,pvc"]).stdout);
+    assert_eq!(c.k(&["get", "pvc", "data", "-o", "jsonpath={.spec.volumeName}"]), "small");
+    assert_eq!(phase("pv", "small"), "Bound");
+    assert_eq!(phase("pv", "big"), "Available");
+    assert_eq!(c.k(&["get", "pv", "small", "-o", "jsonpath={.metadata.annotations.pv\\.kubernetes\\.io/bound-by-controller}"]), "yes");
+    c.k(&["delete", "pvc", "data"]);
+    let ok = eventually(WAIT, || phase("pv", "small") == "Released");
+    assert!(ok, "the retained volume is Released: {}", c.kubectl(&["get", "pv"]).stdout);
+}
