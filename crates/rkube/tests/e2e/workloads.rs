@@ -386,3 +386,52 @@ fn claims_bind_the_smallest_fitting_volume_and_release_it_when_deleted() {
     let ok = eventually(WAIT, || phase("pv", "small") == "Released");
     assert!(ok, "the retained volume is Released: {}", c.kubectl(&["get", "pv"]).stdout);
 }
+
+const STS_REAL: &str = "apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: default}
+spec:
+  serviceName: db
+  replicas: 1
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: db
+        image: rkube.local/busybox:1.35
+        command: [sh, -c, 'if [ -f /data/msg ]; then echo found: $(cat /data/msg); else echo stored-by-first-pod > /data/msg; echo created; fi; sleep 3600']
+        volumeMounts: [{name: data, mountPath: /data}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 64Mi}}
+";
+
+#[test]
+fn statefulset_pod_finds_its_data_again_after_being_replaced_on_a_real_kubelet() {
+    let c = crate::kubelet_probes::cluster();
+    c.apply(STS_REAL);
+    let logs = |c: &Cluster| c.kubectl(&["logs", "db-0"]).stdout;
+    let ok = eventually(Duration::from_secs(90), || logs(&c).contains("created"));
+    assert!(ok, "db-0 stored its data: {}\n{}", logs(&c), dump(&c, "default"));
+    let volume = c.k(&["get", "pvc", "data-db-0", "-o", "jsonpath={.spec.volumeName}"]);
+    let dir = c.data_dir().join("storage").join(&volume);
+    assert_eq!(std::fs::read_to_string(dir.join("msg")).unwrap_or_default(), "stored-by-first-pod\n", "the volume is {}", dir.display());
+    let uid = c.k(&["get", "pod", "db-0", "-o", "jsonpath={.metadata.uid}"]);
+    c.k(&["delete", "pod", "db-0"]);
+    let ok = eventually(Duration::from_secs(90), || {
+        c.kubectl(&["get", "pod", "db-0", "-o", "jsonpath={.metadata.uid}"]).stdout != uid && logs(&c).contains("found: stored-by-first-pod")
+    });
+    assert!(ok, "the new db-0 reads the first pod's data: {}\n{}", logs(&c), dump(&c, "default"));
+
+    // Deleting the set and its claim deletes the volume and, on this machine, its directory.
+    c.k(&["delete", "sts", "db"]);
+    let ok = eventually(Duration::from_secs(60), || c.kubectl(&["get", "pod", "db-0"]).stdout.is_empty());
+    assert!(ok, "db-0 is gone: {}", dump(&c, "default"));
+    c.k(&["delete", "pvc", "data-db-0"]);
+    let ok = eventually(Duration::from_secs(60), || !dir.exists() && !c.kubectl(&["get", "pv", "-o", "name"]).stdout.contains(&volume));
+    assert!(ok, "the volume and its directory are deleted: {}", c.kubectl(&["get", "pv"]).stdout);
+}
