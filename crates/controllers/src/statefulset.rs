@@ -154,6 +154,12 @@ impl Context {
             pods: &views,
         };
         let actions = util::plan(&input);
+        // Claim ownership first: a scaled-down pod must own its claims (whenScaled: Delete)
+        // before it is deleted.
+        for (ordinal, pod) in &members {
+            let scaled_down = *ordinal < input.start || *ordinal >= input.start + input.replicas;
+            self.update_claim_owners(&set, pod, *ordinal, scaled_down).await?;
+        }
         let mut result = Ok(());
         for action in actions {
             if let Err(e) = self.apply(&set, &current, &update, action).await {
@@ -221,12 +227,36 @@ impl Context {
         }
     }
 
+    /// Sets the owner references of the pod's claims per the retention policy.
+    async fn update_claim_owners(&self, set: &StatefulSet, pod: &Pod, ordinal: i32, scaled_down: bool) -> Result<()> {
+        let policy = set.spec.as_ref().and_then(|s| s.persistent_volume_claim_retention_policy.clone()).unwrap_or_default();
+        let when_deleted = policy.when_deleted.as_deref().unwrap_or("Retain");
+        let when_scaled = policy.when_scaled.as_deref().unwrap_or("Retain");
+        let namespace = set.metadata.namespace.as_deref().unwrap_or_default();
+        let set_ref = util::owner_ref("apps/v1", "StatefulSet", &set.metadata);
+        let pod_ref = util::owner_ref("v1", "Pod", &pod.metadata);
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), namespace);
+        for wanted in util::claims_for(set, ordinal, None) {
+            let name = wanted.metadata.name.clone().unwrap_or_default();
+            let Some(claim) = self.claims.get(Some(namespace), &name) else { continue };
+            let refs = claim.metadata.owner_references.clone().unwrap_or_default();
+            let Some(new_refs) = util::claim_owners(&refs, &set_ref, &pod_ref, when_deleted, when_scaled, scaled_down) else { continue };
+            let patch = serde_json::json!({"metadata": {"ownerReferences": new_refs, "resourceVersion": claim.metadata.resource_version}});
+            match api.patch(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(Error::api("update owners of", format!("persistentvolumeclaim {namespace}/{name}"), e)),
+            }
+        }
+        Ok(())
+    }
+
     /// Creates the ordinal's missing claims (upstream `createPersistentVolumeClaims`).
     async fn create_claims(&self, set: &Arc<StatefulSet>, ordinal: i32, pod: &str) -> Result<()> {
         let namespace = set.metadata.namespace.as_deref().unwrap_or_default();
         let set_name = set.metadata.name.as_deref().unwrap_or_default();
         let when_deleted = set.spec.as_ref().and_then(|s| s.persistent_volume_claim_retention_policy.as_ref()).and_then(|p| p.when_deleted.as_deref());
-        let owner = (when_deleted == Some("Delete")).then(|| new_controller_ref(set.as_ref()));
+        let owner = (when_deleted == Some("Delete")).then(|| util::owner_ref("apps/v1", "StatefulSet", &set.metadata));
         let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), namespace);
         for claim in util::claims_for(set, ordinal, owner.as_ref()) {
             let name = claim.metadata.name.clone().unwrap_or_default();

@@ -143,3 +143,17 @@ fn status_completes_a_rolling_update_once_every_pod_is_updated_and_ready() {
     let s = status(&set, &[&b0, &b], "web-a", "web-b", jiff::Timestamp::UNIX_EPOCH);
     assert_eq!((s.current_revision.as_deref(), s.current_replicas, s.observed_generation), (Some("web-b"), Some(2), Some(2)));
 }
+
+#[test]
+fn retention_policy_decides_who_owns_the_claims() {
+    let r = |uid: &str| OwnerReference { uid: uid.into(), ..Default::default() };
+    let (set, pod) = (r("set"), r("pod"));
+    assert!(claim_owners(&[], &set, &pod, "Retain", "Retain", true).is_none());
+    assert_eq!(claim_owners(&[], &set, &pod, "Delete", "Retain", false).unwrap(), std::slice::from_ref(&set));
+    assert!(claim_owners(std::slice::from_ref(&set), &set, &pod, "Delete", "Retain", true).is_none());
+    assert_eq!(claim_owners(std::slice::from_ref(&set), &set, &pod, "Delete", "Delete", true).unwrap(), std::slice::from_ref(&pod));
+    assert!(claim_owners(&[], &set, &pod, "Retain", "Delete", false).is_none());
+    assert_eq!(claim_owners(std::slice::from_ref(&pod), &set, &pod, "Retain", "Retain", false).unwrap(), Vec::<OwnerReference>::new());
+    let other = r("other");
+    assert_eq!(claim_owners(std::slice::from_ref(&other), &set, &pod, "Retain", "Delete", true).unwrap(), [other, pod]);
+}

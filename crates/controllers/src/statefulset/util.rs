@@ -146,6 +146,38 @@ pub enum Action {
     Delete { name: String, uid: String },
 }
 
+/// A plain (non-controller) owner reference, as the StatefulSet controller puts on claims.
+pub fn owner_ref(api_version: &str, kind: &str, meta: &ObjectMeta) -> OwnerReference {
+    OwnerReference {
+        api_version: api_version.into(),
+        kind: kind.into(),
+        name: meta.name.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+        controller: None,
+        block_owner_deletion: None,
+    }
+}
+
+/// The owner references a claim should have under the set's
+/// persistentVolumeClaimRetentionPolicy (upstream `updateClaimOwnerRefForSetAndPod`):
+/// `whenDeleted: Delete` makes the set an owner; `whenScaled: Delete` makes the pod of a
+/// scaled-down ordinal the owner, so the garbage collector removes the claim with it.
+/// `None` when the references are already right.
+pub fn claim_owners(refs: &[OwnerReference], set: &OwnerReference, pod: &OwnerReference, when_deleted: &str, when_scaled: &str, scaled_down: bool) -> Option<Vec<OwnerReference>> {
+    let by_set = when_deleted == "Delete" && !(when_scaled == "Delete" && scaled_down);
+    let by_pod = when_scaled == "Delete" && scaled_down;
+    let mut out: Vec<OwnerReference> = refs.iter().filter(|r| r.uid != set.uid && r.uid != pod.uid).cloned().collect();
+    if by_set {
+        out.push(set.clone());
+    }
+    if by_pod {
+        out.push(pod.clone());
+    }
+    let has = |r: &OwnerReference| refs.iter().any(|o| o.uid == r.uid);
+    let unchanged = out.len() == refs.len() && out.iter().all(has);
+    (!unchanged).then_some(out)
+}
+
 /// The inputs of [`plan`].
 pub struct PlanInput<'a> {
     pub start: i32,

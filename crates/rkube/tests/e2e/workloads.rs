@@ -435,3 +435,41 @@ fn statefulset_pod_finds_its_data_again_after_being_replaced_on_a_real_kubelet()
     let ok = eventually(Duration::from_secs(60), || !dir.exists() && !c.kubectl(&["get", "pv", "-o", "name"]).stdout.contains(&volume));
     assert!(ok, "the volume and its directory are deleted: {}", c.kubectl(&["get", "pv"]).stdout);
 }
+
+const STS_DELETE_CLAIMS: &str = "apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: cache, namespace: default}
+spec:
+  serviceName: cache
+  replicas: 2
+  podManagementPolicy: Parallel
+  persistentVolumeClaimRetentionPolicy: {whenDeleted: Delete, whenScaled: Delete}
+  selector: {matchLabels: {app: cache}}
+  template:
+    metadata: {labels: {app: cache}}
+    spec:
+      containers: [{name: cache, image: rkube.local/busybox:1.35}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+";
+
+#[test]
+fn statefulset_claims_go_with_scale_down_and_deletion_when_the_retention_policy_says_delete() {
+    let c = Cluster::start();
+    let _nodes = sim_nodes(&c, 2, "sim-");
+    c.apply(STS_DELETE_CLAIMS);
+    let bound = |c: &Cluster| claims(c).iter().filter(|x| x.1 == "Bound").map(|x| x.0.clone()).collect::<Vec<_>>();
+    let ok = eventually(WAIT, || bound(&c) == ["data-cache-0", "data-cache-1"] && running_by_node(&c, "default", "app=cache").len() == 2);
+    assert!(ok, "both claims bound, both pods running: {}", dump(&c, "default"));
+    let owners = c.k(&["get", "pvc", "data-cache-0", "-o", "jsonpath={.metadata.ownerReferences[*].kind}"]);
+    assert_eq!(owners, "StatefulSet");
+    c.k(&["scale", "sts/cache", "--replicas=1"]);
+    let ok = eventually(WAIT, || claims(&c).iter().map(|x| x.0.as_str()).collect::<Vec<_>>() == ["data-cache-0"]);
+    assert!(ok, "the scaled-down ordinal's claim is deleted with its pod: {}", dump(&c, "default"));
+    c.k(&["delete", "sts", "cache"]);
+    let ok = eventually(WAIT, || claims(&c).is_empty());
+    assert!(ok, "the set's claims are deleted with it: {}", dump(&c, "default"));
+}
