@@ -136,7 +136,9 @@ impl Context {
         let current = revisions.iter().find(|r| r.metadata.name == status_current).map(|r| r.as_ref().clone()).unwrap_or_else(|| update.clone());
         let current_name = current.metadata.name.clone().unwrap_or_default();
 
-        let candidates: Vec<Arc<Pod>> = self.pods.in_namespace(namespace);
+        // Only pods named as members are claimed (upstream `isMemberOf` filter).
+        let candidates: Vec<Arc<Pod>> =
+            self.pods.in_namespace(namespace).into_iter().filter(|p| p.metadata.name.as_deref().and_then(|n| util::ordinal_of(&key.name, n)).is_some()).collect();
         let claimed = claim(&self.client, &owner, false, &selector, candidates).await?;
         let members: Vec<(i32, Arc<Pod>)> =
             claimed.into_iter().filter_map(|p| util::ordinal_of(&key.name, p.metadata.name.as_deref()?).map(|o| (o, p))).collect();

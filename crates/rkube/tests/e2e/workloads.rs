@@ -107,7 +107,17 @@ fn daemonset_runs_one_pod_per_eligible_node_and_rolls_out_an_image_change() {
     assert!(ok, "every node runs the new image: {}", dump(&c, "default"));
     assert_eq!(c.k(&["get", "controllerrevisions", "-o", "name"]).lines().count(), 2);
 
-    // Removing the taint's node label match: deleting a node removes its pod.
+    // kubectl reads the history from the ControllerRevisions and rolls back with one.
+    let history = c.k(&["rollout", "history", "ds/agent"]);
+    assert!(history.lines().any(|l| l.trim_start().starts_with('1')) && history.lines().any(|l| l.trim_start().starts_with('2')), "{history}");
+    let r = c.kubectl(&["rollout", "undo", "ds/agent"]);
+    assert!(r.ok, "rollout undo: {}{}", r.stdout, r.stderr);
+    let ok = eventually(WAIT, || running_by_node(&c, "default", "app=agent") == want(v1, &["late-0", "sim-0", "sim-1"]));
+    assert!(ok, "rolled back to the first image: {}", dump(&c, "default"));
+    let r = c.kubectl(&["rollout", "status", "ds/agent", "--timeout=60s"]);
+    assert!(r.ok && r.stdout.contains("successfully rolled out"), "rollout status: {}{}", r.stdout, r.stderr);
+
+    // Deleting a node removes its pod.
     c.k(&["delete", "node", "late-0", "--wait=false"]);
     let ok = eventually(WAIT, || pods(&c, "default", "app=agent").iter().all(|p| p["spec"]["nodeName"] != "late-0"));
     assert!(ok, "the removed node's pod is deleted: {}", dump(&c, "default"));
@@ -232,6 +242,8 @@ fn statefulset_creates_in_order_scales_down_from_the_top_and_rolls_out() {
     assert!(ok, "the update revision becomes current: {}", dump(&c, "default"));
     let images: Vec<String> = pods(&c, "default", "app=web").iter().map(|p| p["spec"]["containers"][0]["image"].as_str().unwrap_or("").to_owned()).collect();
     assert_eq!(images, vec!["rkube.local/busybox:1.36".to_string(); 3]);
+    let history = c.k(&["rollout", "history", "sts/web"]);
+    assert!(history.lines().any(|l| l.trim_start().starts_with('2')), "{history}");
     let gone2 = watch.first("web-2", |_, _, terminating| terminating).expect("web-2 replaced");
     let gone0 = watch.first("web-0", |_, _, terminating| terminating).expect("web-0 replaced");
     assert!(gone2 < gone0, "the update goes from the top down");
