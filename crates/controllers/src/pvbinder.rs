@@ -278,10 +278,13 @@ impl Context {
         if claim.spec.as_ref().is_some_and(|s| s.storage_class_name.is_none()) {
             if let Some(default) = self.default_class() {
                 let patch = json!({"spec": {"storageClassName": default}});
-                return match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-                    Ok(_) | Err(kube::Error::Api(_)) => Ok(Some(RESYNC_PERIOD)),
-                    Err(e) => Err(Error::api("set the default class of", format!("persistentvolumeclaim {name}"), e)),
-                };
+                match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                    // The update comes back through the watch and is synced then.
+                    Ok(_) => return Ok(Some(RESYNC_PERIOD)),
+                    // Refused (as by servers that keep the class immutable): bind class-less.
+                    Err(kube::Error::Api(s)) => tracing::debug!(claim = %name, reason = %s.message, "default class not set"),
+                    Err(e) => return Err(Error::api("set the default class of", format!("persistentvolumeclaim {name}"), e)),
+                }
             }
         }
         let class_name = class_of(claim).to_owned();

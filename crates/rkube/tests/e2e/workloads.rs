@@ -485,3 +485,35 @@ fn statefulset_claims_go_with_scale_down_and_deletion_when_the_retention_policy_
     let ok = eventually(WAIT, || claims(&c).is_empty());
     assert!(ok, "the set's claims are deleted with it: {}", dump(&c, "default"));
 }
+
+#[test]
+fn a_claim_created_before_any_default_class_gets_the_default_class_later() {
+    let c = Cluster::start_with(&["--controllers", "*,-local-path-provisioner"]);
+    c.apply("apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: early, namespace: default}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+");
+    assert_eq!(c.k(&["get", "pvc", "early", "-o", "jsonpath={.spec.storageClassName}"]), "", "no default class yet");
+    assert!(c.k(&["get", "storageclass", "-o", "name"]).is_empty(), "the local-path provisioner is disabled, so is its class");
+    c.apply("apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: standard
+  annotations: {storageclass.kubernetes.io/is-default-class: \"true\"}
+provisioner: kubernetes.io/no-provisioner
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: disk}
+spec:
+  storageClassName: standard
+  capacity: {storage: 2Gi}
+  accessModes: [ReadWriteOnce]
+  hostPath: {path: /tmp/rkube-e2e-unused-disk}
+");
+    let ok = eventually(WAIT, || c.kubectl(&["get", "pvc", "early", "-o", "jsonpath={.spec.storageClassName} {.status.phase} {.spec.volumeName}"]).stdout == "standard Bound disk");
+    assert!(ok, "the claim gets the default class and binds: {}", c.kubectl(&["get", "pv,pvc", "-o", "wide"]).stdout);
+}
