@@ -8,8 +8,8 @@
 //! Modules: [`request`] parses paths, [`discovery`] answers discovery, [`registry`] is the
 //! generic registry over the [`rkube_store::Store`], [`watchcache`] serves lists and
 //! watches from memory, [`handlers`] is the HTTP glue, [`status`] the error bodies,
-//! [`serviceaccount`] issues (TokenRequest) and authenticates service-account tokens,
-//! [`storageclass`] gives claims without a class the default StorageClass.
+//! [`serviceaccount`] issues (TokenRequest) and authenticates service-account tokens.
+//! [`storageclass`] is the DefaultStorageClass admission of PersistentVolumeClaims.
 
 pub mod deletion;
 pub mod discovery;

@@ -11,9 +11,9 @@
 //! - [`pods`]: pod readiness, availability and the scale-down order.
 //! - one module per controller, named as upstream: [`replicaset`], [`deployment`],
 //!   [`garbagecollector`], [`serviceaccount`], [`rootcacertpublisher`], [`endpoint`],
-//!   [`endpointslice`], [`daemonset`], [`statefulset`], [`pvbinder`]; and
-//!   [`localpath`], the local-path provisioner (k3s's `rancher.io/local-path`).
-//! - [`history`]: ControllerRevisions (template history of DaemonSets and StatefulSets).
+//!   [`endpointslice`].
+//! - workloads and storage: [`daemonset`], [`statefulset`], [`history`] (their
+//!   ControllerRevisions), [`pvbinder`], and [`localpath`] (k3s's local-path provisioner).
 //! - [`manager`]: leader election and start-up of the enabled controllers.
 //!
 //! Design: every controller is level-triggered as upstream's are. Informer handlers only turn
