@@ -516,6 +516,9 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
                 let ns = rp.namespace.as_deref().unwrap_or("default");
                 obj = crate::serviceaccount::admit_pod(state, ns, obj).await;
             }
+            if info.group.is_empty() && info.plural == "persistentvolumeclaims" {
+                obj = crate::storageclass::admit_claim(state, obj).await;
+            }
             let created = reg.create(info, rp.namespace.as_deref(), obj, &opts).await?;
             Ok(warnings.attach(json_response(StatusCode::CREATED, &render_one(info, out, created, &q))))
         }

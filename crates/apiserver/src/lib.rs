@@ -9,6 +9,7 @@
 //! generic registry over the [`rkube_store::Store`], [`watchcache`] serves lists and
 //! watches from memory, [`handlers`] is the HTTP glue, [`status`] the error bodies,
 //! [`serviceaccount`] issues (TokenRequest) and authenticates service-account tokens.
+//! [`storageclass`] is the DefaultStorageClass admission of PersistentVolumeClaims.
 
 pub mod deletion;
 pub mod discovery;
@@ -22,6 +23,7 @@ pub mod registry;
 pub mod request;
 pub mod serviceaccount;
 pub mod status;
+pub mod storageclass;
 pub mod strategy;
 pub mod tls;
 pub mod watchcache;

@@ -15,6 +15,10 @@ pub const CONTROLLERS: &[(&str, &[&str])] = &[
     ("job-controller", &["job"]),
     ("cronjob-controller", &["cronjob"]),
     ("ttl-after-finished-controller", &["ttl-after-finished", "ttlafterfinished"]),
+    ("daemonset-controller", &["daemonset"]),
+    ("statefulset-controller", &["statefulset"]),
+    ("persistentvolume-binder-controller", &["persistentvolume-binder"]),
+    ("local-path-provisioner", &["local-path", "local-storage"]),
 ];
 
 /// Controller manager settings.
@@ -34,6 +38,8 @@ pub struct Config {
     pub gc_workers: usize,
     /// Job controller settings (pod failure back-off).
     pub job: crate::job::JobConfig,
+    /// Where the local-path provisioner puts volumes, and this machine's node.
+    pub local_path: crate::localpath::LocalPathConfig,
 }
 
 impl Default for Config {
@@ -47,6 +53,7 @@ impl Default for Config {
             workers: 5,
             gc_workers: 20,
             job: Default::default(),
+            local_path: Default::default(),
         }
     }
 }

@@ -49,6 +49,13 @@ impl Expectations {
         self.lock().insert(key.clone(), record);
     }
 
+    /// Awaits `adds` creations and the deletion of `pods` at once (upstream
+    /// `SetExpectations` with both counts), replacing any earlier record.
+    pub fn expect(&self, key: &ObjectKey, adds: usize, pods: impl IntoIterator<Item = String>) {
+        let record = Record { adds: adds as i64, deletes: pods.into_iter().collect(), set_at: Instant::now() };
+        self.lock().insert(key.clone(), record);
+    }
+
     /// One creation seen (or given up on).
     pub fn creation_observed(&self, key: &ObjectKey) {
         if let Some(r) = self.lock().get_mut(key) {

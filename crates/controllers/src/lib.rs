@@ -12,6 +12,8 @@
 //! - one module per controller, named as upstream: [`replicaset`], [`deployment`],
 //!   [`garbagecollector`], [`serviceaccount`], [`rootcacertpublisher`], [`endpoint`],
 //!   [`endpointslice`], [`job`], [`cronjob`], [`ttlafterfinished`].
+//! - workloads and storage: [`daemonset`], [`statefulset`], [`history`] (their
+//!   ControllerRevisions), [`pvbinder`], and [`localpath`] (k3s's local-path provisioner).
 //! - [`manager`]: leader election and start-up of the enabled controllers.
 //!
 //! Design: every controller is level-triggered as upstream's are. Informer handlers only turn
@@ -26,6 +28,7 @@ pub mod clock;
 pub mod config;
 pub mod controller;
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoint;
 pub mod endpointslice;
@@ -33,15 +36,19 @@ pub mod error;
 pub mod events;
 pub mod expectations;
 pub mod garbagecollector;
+pub mod history;
 pub mod informer;
 pub mod job;
+pub mod localpath;
 pub mod manager;
 pub mod pods;
+pub mod pvbinder;
 pub mod queue;
 pub mod replicaset;
 pub mod rootcacertpublisher;
 pub mod serviceaccount;
 pub mod ttlafterfinished;
+pub mod statefulset;
 
 pub use config::{parse_controllers, Config};
 pub use error::{Error, Result};

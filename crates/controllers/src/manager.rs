@@ -87,6 +87,26 @@ impl ControllerManager {
             let (w, t) = (c.workers, shutdown.clone());
             runs.push(Box::pin(async move { ttl.run(w, t).await }));
         }
+        if c.enabled("daemonset-controller") {
+            let ds = crate::daemonset::DaemonSetController::new(&informers);
+            let (w, t) = (c.workers, shutdown.clone());
+            runs.push(Box::pin(async move { ds.run(w, t).await }));
+        }
+        if c.enabled("statefulset-controller") {
+            let sts = crate::statefulset::StatefulSetController::new(&informers);
+            let (w, t) = (c.workers, shutdown.clone());
+            runs.push(Box::pin(async move { sts.run(w, t).await }));
+        }
+        if c.enabled("persistentvolume-binder-controller") {
+            let b = crate::pvbinder::PersistentVolumeBinder::new(&informers);
+            let (w, t) = (c.workers, shutdown.clone());
+            runs.push(Box::pin(async move { b.run(w, t).await }));
+        }
+        if c.enabled("local-path-provisioner") {
+            let p = crate::localpath::LocalPathProvisioner::new(&informers, c.local_path.clone());
+            let (w, t) = (c.workers, shutdown.clone());
+            runs.push(Box::pin(async move { p.run(w, t).await }));
+        }
         let watches = informers.start(&shutdown);
         // As upstream's WaitForCacheSync: no controller acts on a half-filled cache (an empty
         // pod cache would make every ReplicaSet create its replicas again).

@@ -391,6 +391,11 @@ pub async fn run(args: ServerArgs, full_server: bool) -> anyhow::Result<()> {
     }
     if let Some(mut config) = controllers {
         config.root_ca_pem = Some(pki.ca_cert_pem.clone());
+        // local-path volumes live under the data dir (k3s: <data-dir>/storage).
+        config.local_path = rkube_controllers::localpath::LocalPathConfig {
+            storage_dir: data_dir.join("storage"),
+            node_name: agent_config.as_ref().map(|a| a.node_name.clone()),
+        };
         let client = crate::components::client_from_yaml(&pki.kubeconfig(&url)).await.context("controller manager client")?;
         let token = shutdown.child_token();
         components.spawn(async move {

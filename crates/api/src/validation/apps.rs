@@ -330,8 +330,22 @@ fn stateful_set_spec(spec: &Value, path: &Path) -> Errors {
         &path.child("ordinals"),
     );
     let matches = selector(spec, path, "statefulset", &mut errs);
+    // Containers may mount the volumeClaimTemplates: the controller adds them to each pod as
+    // claim volumes, so the template is checked with them (upstream checks the union).
+    let mut template = spec["template"].clone();
+    if let (Some(claims), false) = (spec["volumeClaimTemplates"].as_array(), template.is_null()) {
+        let mut volumes = template["spec"]["volumes"].as_array().cloned().unwrap_or_default();
+        for name in claims.iter().filter_map(|c| c["metadata"]["name"].as_str()) {
+            if !volumes.iter().any(|v| v["name"] == name) {
+                volumes.push(serde_json::json!({"name": name, "persistentVolumeClaim": {"claimName": name}}));
+            }
+        }
+        if !volumes.is_empty() {
+            template["spec"]["volumes"] = Value::Array(volumes);
+        }
+    }
     errs.extend(pod::workload_template(
-        &spec["template"],
+        &template,
         matches,
         &path.child("template"),
         "StatefulSet",

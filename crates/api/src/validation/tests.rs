@@ -359,6 +359,19 @@ fn template(labels: Value) -> Value {
 }
 
 #[test]
+fn statefulset_containers_may_mount_their_volume_claim_templates() {
+    let mut t = template(json!({"app": "web"}));
+    t["spec"]["containers"][0]["volumeMounts"] = json!([{"name": "www", "mountPath": "/data"}]);
+    let mut sts = workload("StatefulSet", json!({"selector": {"matchLabels": {"app": "web"}}, "template": t}));
+    assert_eq!(
+        check(&sts),
+        ["spec.template.spec.containers[0].volumeMounts[0].name: Not found: \"www\""]
+    );
+    sts["spec"]["volumeClaimTemplates"] = json!([{"metadata": {"name": "www"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]);
+    assert_eq!(check(&sts), Vec::<String>::new());
+}
+
+#[test]
 fn workload_selectors_must_match_and_are_immutable() {
     for kind in ["Deployment", "ReplicaSet", "DaemonSet", "StatefulSet"] {
         let w = workload(

@@ -31,3 +31,4 @@ mod kubelet;
 mod kubelet_probes;
 mod kubelet_volumes;
 mod kubelet_stats;
+mod workloads;
