@@ -120,7 +120,6 @@ impl Server {
         namespace::bootstrap(&state.registry).await?;
         let service_ip = std::net::Ipv4Addr::from(u32::from(config.service_cidr.0) + 1);
         kubernetes_service::ensure(&state.registry, service_ip, config.advertise_address, local_addr.port()).await;
-        tokio::spawn(namespace::run_finalizer(state.clone(), shutdown));
         // Start every watch cache before reporting ready, as kube-apiserver does: a watch
         // can then resume from any revision since start-up, whichever server it reaches.
         let mut seen = std::collections::HashSet::new();

@@ -12,6 +12,7 @@ pub const CONTROLLERS: &[(&str, &[&str])] = &[
     ("root-ca-certificate-publisher-controller", &["root-ca-cert-publisher", "root-ca-certificate-publisher"]),
     ("endpoints-controller", &["endpoint", "endpoints"]),
     ("endpointslice-controller", &["endpointslice"]),
+    ("namespace-controller", &["namespace"]),
 ];
 
 /// Controller manager settings.

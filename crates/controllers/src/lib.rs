@@ -34,6 +34,7 @@ pub mod expectations;
 pub mod garbagecollector;
 pub mod informer;
 pub mod manager;
+pub mod namespace;
 pub mod pods;
 pub mod queue;
 pub mod replicaset;
