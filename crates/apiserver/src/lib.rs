@@ -24,6 +24,7 @@ pub mod serviceaccount;
 pub mod status;
 pub mod strategy;
 pub mod tls;
+pub mod tolerations;
 pub mod watchcache;
 
 use std::net::SocketAddr;
@@ -115,6 +116,7 @@ impl Server {
             metrics: std::sync::OnceLock::new(),
             kubelet,
             service_accounts: std::sync::OnceLock::new(),
+            default_toleration_seconds: std::sync::OnceLock::new(),
         });
         let task = tokio::spawn(tls::serve(listener, acceptor, state.clone(), shutdown.clone()));
         namespace::bootstrap(&state.registry).await?;

@@ -13,6 +13,9 @@ pub const CONTROLLERS: &[(&str, &[&str])] = &[
     ("endpoints-controller", &["endpoint", "endpoints"]),
     ("endpointslice-controller", &["endpointslice"]),
     ("namespace-controller", &["namespace"]),
+    ("node-lifecycle-controller", &["nodelifecycle", "node-lifecycle"]),
+    ("node-ipam-controller", &["nodeipam", "node-ipam"]),
+    ("pod-garbage-collector-controller", &["podgc", "pod-garbage-collector"]),
 ];
 
 /// Controller manager settings.
@@ -30,6 +33,17 @@ pub struct Config {
     pub workers: usize,
     /// Concurrent garbage collector workers (upstream `--concurrent-gc-syncs`, default 20).
     pub gc_workers: usize,
+    /// How long a node may go without renewing its Lease or Ready heartbeat before it is
+    /// marked Unknown (upstream `--node-monitor-grace-period`, default 40 s).
+    pub node_monitor_grace_period: std::time::Duration,
+    /// The pod range node IPAM gives each node a /`node_cidr_mask_size` of (upstream
+    /// `--cluster-cidr`, rkube's default 10.42.0.0/16).
+    pub cluster_cidr: (std::net::Ipv4Addr, u8),
+    /// Prefix length of each node's podCIDR (upstream `--node-cidr-mask-size`, default 24).
+    pub node_cidr_mask_size: u8,
+    /// Terminated pods kept before the pod GC deletes the oldest (upstream
+    /// `--terminated-pod-gc-threshold`, default 12500; 0 disables that part).
+    pub terminated_pod_gc_threshold: usize,
 }
 
 impl Default for Config {
@@ -42,6 +56,10 @@ impl Default for Config {
             root_ca_pem: None,
             workers: 5,
             gc_workers: 20,
+            node_monitor_grace_period: std::time::Duration::from_secs(40),
+            cluster_cidr: (std::net::Ipv4Addr::new(10, 42, 0, 0), 16),
+            node_cidr_mask_size: 24,
+            terminated_pod_gc_threshold: 12500,
         }
     }
 }

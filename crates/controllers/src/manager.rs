@@ -77,6 +77,11 @@ impl ControllerManager {
             let (w, t) = (c.workers, shutdown.clone());
             runs.push(Box::pin(async move { n.run(w, t).await }));
         }
+        if c.enabled("node-lifecycle-controller") {
+            let n = crate::nodelifecycle::NodeLifecycleController::new(&informers, c.node_monitor_grace_period);
+            let (w, t) = (c.workers, shutdown.clone());
+            runs.push(Box::pin(async move { n.run(w, t).await }));
+        }
         let watches = informers.start(&shutdown);
         // As upstream's WaitForCacheSync: no controller acts on a half-filled cache (an empty
         // pod cache would make every ReplicaSet create its replicas again).

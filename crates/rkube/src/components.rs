@@ -37,6 +37,57 @@ pub struct ControllerManagerArgs {
     /// namespace (default: the CA of the kubeconfig's cluster).
     #[arg(long, value_name = "PATH")]
     pub root_ca_file: Option<PathBuf>,
+    /// Pod IP range node IPAM hands out a podCIDR per node from.
+    #[arg(long, value_name = "CIDR", default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
+    #[command(flatten)]
+    pub node_controllers: NodeControllerFlags,
+}
+
+/// Flags of the node lifecycle, node IPAM and pod GC controllers (kube-controller-manager's
+/// names), shared by `rkube controller-manager` and `rkube server`.
+#[derive(Args, Debug, Clone)]
+pub struct NodeControllerFlags {
+    /// How long a node may stop renewing its Lease and status before it is marked Unknown
+    /// and tainted unreachable (Go duration).
+    #[arg(long, value_name = "DURATION", default_value = "40s", value_parser = parse_go_duration)]
+    pub node_monitor_grace_period: std::time::Duration,
+    /// Prefix length of the podCIDR each node gets from the cluster CIDR.
+    #[arg(long, value_name = "BITS", default_value_t = 24)]
+    pub node_cidr_mask_size: u8,
+    /// Terminated pods kept before the oldest are deleted (0: never delete for this reason).
+    #[arg(long, value_name = "N", default_value_t = 12500)]
+    pub terminated_pod_gc_threshold: usize,
+}
+
+impl NodeControllerFlags {
+    /// Copies the flags and the cluster CIDR into the controller manager's config.
+    pub fn apply(&self, config: &mut rkube_controllers::Config, cluster_cidr: (std::net::Ipv4Addr, u8)) -> anyhow::Result<()> {
+        if self.node_cidr_mask_size < cluster_cidr.1 || self.node_cidr_mask_size > 30 {
+            anyhow::bail!("--node-cidr-mask-size {} must be between the cluster CIDR's prefix ({}) and 30", self.node_cidr_mask_size, cluster_cidr.1);
+        }
+        config.node_monitor_grace_period = self.node_monitor_grace_period;
+        config.node_cidr_mask_size = self.node_cidr_mask_size;
+        config.terminated_pod_gc_threshold = self.terminated_pod_gc_threshold;
+        config.cluster_cidr = cluster_cidr;
+        Ok(())
+    }
+}
+
+fn parse_go_duration(s: &str) -> Result<std::time::Duration, String> {
+    rkube_store::compactor::parse_duration(s).ok_or_else(|| format!("invalid duration {s:?}: use a Go duration such as 40s or 1m"))
+}
+
+/// Parses an IPv4 CIDR (`10.42.0.0/16`), masking host bits.
+pub fn parse_cidr(s: &str) -> anyhow::Result<(std::net::Ipv4Addr, u8)> {
+    let (ip, bits) = s.split_once('/').with_context(|| format!("invalid CIDR {s:?}: expected ADDRESS/BITS"))?;
+    let ip: std::net::Ipv4Addr = ip.parse().with_context(|| format!("invalid CIDR {s:?}: bad IPv4 address"))?;
+    let bits: u8 = bits.parse().with_context(|| format!("invalid CIDR {s:?}: bad prefix length"))?;
+    if !(8..=30).contains(&bits) {
+        anyhow::bail!("invalid CIDR {s:?}: prefix length must be between 8 and 30");
+    }
+    let mask = u32::MAX << (32 - bits);
+    Ok((std::net::Ipv4Addr::from(u32::from(ip) & mask), bits))
 }
 
 #[derive(Args, Debug, Clone)]
@@ -153,7 +204,9 @@ pub async fn run_controller_manager(args: ControllerManagerArgs) -> anyhow::Resu
         Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("--root-ca-file {}", p.display()))?),
         None => kubeconfig_ca(&args.kubeconfig),
     };
-    let config = controller_manager_config(&args.controllers, args.leader_elect, root_ca)?;
+    let mut config = controller_manager_config(&args.controllers, args.leader_elect, root_ca)?;
+    let cluster_cidr = parse_cidr(&args.cluster_cidr).context("--cluster-cidr")?;
+    args.node_controllers.apply(&mut config, cluster_cidr)?;
     let client = client_from_kubeconfig(&args.kubeconfig).await?;
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
