@@ -35,6 +35,7 @@ pub mod garbagecollector;
 pub mod informer;
 pub mod manager;
 pub mod namespace;
+pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod pods;
 pub mod queue;

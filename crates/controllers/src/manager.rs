@@ -82,6 +82,11 @@ impl ControllerManager {
             let (w, t) = (c.workers, shutdown.clone());
             runs.push(Box::pin(async move { n.run(w, t).await }));
         }
+        if c.enabled("node-ipam-controller") {
+            let n = crate::nodeipam::NodeIpamController::new(&informers, c.cluster_cidr, c.node_cidr_mask_size);
+            let (w, t) = (c.workers, shutdown.clone());
+            runs.push(Box::pin(async move { n.run(w, t).await }));
+        }
         let watches = informers.start(&shutdown);
         // As upstream's WaitForCacheSync: no controller acts on a half-filled cache (an empty
         // pod cache would make every ReplicaSet create its replicas again).

@@ -31,3 +31,4 @@ mod kubelet_probes;
 mod kubelet_volumes;
 mod namespaces;
 mod node_lifecycle;
+mod node_ipam;
