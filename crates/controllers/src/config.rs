@@ -44,6 +44,10 @@ pub struct Config {
     /// Terminated pods kept before the pod GC deletes the oldest (upstream
     /// `--terminated-pod-gc-threshold`, default 12500; 0 disables that part).
     pub terminated_pod_gc_threshold: usize,
+    /// How often the pod GC sweeps (upstream's fixed 20 s) and how long a pod's node must be
+    /// missing before the pod is an orphan (upstream's 40 s quarantine); shortened in tests.
+    pub pod_gc_period: std::time::Duration,
+    pub pod_gc_quarantine: std::time::Duration,
 }
 
 impl Default for Config {
@@ -60,6 +64,8 @@ impl Default for Config {
             cluster_cidr: (std::net::Ipv4Addr::new(10, 42, 0, 0), 16),
             node_cidr_mask_size: 24,
             terminated_pod_gc_threshold: 12500,
+            pod_gc_period: std::time::Duration::from_secs(20),
+            pod_gc_quarantine: std::time::Duration::from_secs(40),
         }
     }
 }

@@ -12,6 +12,7 @@
 //! - one module per controller, named as upstream: [`replicaset`], [`deployment`],
 //!   [`garbagecollector`], [`serviceaccount`], [`rootcacertpublisher`], [`endpoint`],
 //!   [`endpointslice`].
+//! - node and namespace housekeeping: [`namespace`], [`nodelifecycle`], [`nodeipam`], [`podgc`].
 //! - [`manager`]: leader election and start-up of the enabled controllers.
 //!
 //! Design: every controller is level-triggered as upstream's are. Informer handlers only turn
@@ -37,6 +38,7 @@ pub mod manager;
 pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
+pub mod podgc;
 pub mod pods;
 pub mod queue;
 pub mod replicaset;

@@ -58,6 +58,13 @@ pub struct NodeControllerFlags {
     /// Terminated pods kept before the oldest are deleted (0: never delete for this reason).
     #[arg(long, value_name = "N", default_value_t = 12500)]
     pub terminated_pod_gc_threshold: usize,
+    /// How often the pod GC sweeps (upstream: a fixed 20 s; for tests).
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_go_duration, hide = true)]
+    pub pod_gc_period: std::time::Duration,
+    /// How long a pod's node must be missing before the pod GC deletes the pod (upstream: a
+    /// fixed 40 s; for tests).
+    #[arg(long, value_name = "DURATION", default_value = "40s", value_parser = parse_go_duration, hide = true)]
+    pub pod_gc_quarantine: std::time::Duration,
 }
 
 impl NodeControllerFlags {
@@ -69,6 +76,8 @@ impl NodeControllerFlags {
         config.node_monitor_grace_period = self.node_monitor_grace_period;
         config.node_cidr_mask_size = self.node_cidr_mask_size;
         config.terminated_pod_gc_threshold = self.terminated_pod_gc_threshold;
+        config.pod_gc_period = self.pod_gc_period;
+        config.pod_gc_quarantine = self.pod_gc_quarantine;
         config.cluster_cidr = cluster_cidr;
         Ok(())
     }

@@ -32,3 +32,4 @@ mod kubelet_volumes;
 mod namespaces;
 mod node_lifecycle;
 mod node_ipam;
+mod podgc;
