@@ -92,4 +92,11 @@ fn a_lost_node_is_tainted_and_its_pods_move_to_the_other_nodes() {
     let reason = c.k(&["get", "pod", &evicted.0, "-n", "nl", "-o", "jsonpath={.status.conditions[?(@.type==\"DisruptionTarget\")].reason}"]);
     assert_eq!(reason, "DeletionByTaintManager");
     assert!(pods(&c).iter().any(|p| p.0 == "patient" && !p.4), "patient was evicted: {:?}", pods(&c));
+
+    // The node comes back (its simulator re-registers and posts Ready): the taints go.
+    let _back = sim_nodes(&c, "lost-", 1);
+    let untainted = eventually(WAIT, || {
+        !c.k(&["get", "node", "lost-0", "-o", "jsonpath={.spec.taints}"]).contains("node.kubernetes.io/unreachable")
+    });
+    assert!(untainted, "lost-0 kept its taints: {}", c.k(&["get", "node", "lost-0", "-o", "jsonpath={.spec.taints}"]));
 }
