@@ -113,7 +113,7 @@ fn deleting_a_namespace_removes_its_content_then_the_namespace() {
 
     // Nothing new gets in meanwhile.
     let refused = c.kubectl(&["create", "configmap", "late", "-n", "dev"]);
-    assert!(!refused.ok && refused.stderr.contains("unable to create new content in namespace dev because it is being terminated"), "{}", refused.stderr);
+    assert!(!refused.ok && refused.stderr.contains("configmaps \"late\" is forbidden: unable to create new content in namespace dev because it is being terminated"), "{}", refused.stderr);
 
     // Releasing the finalizer lets the namespace go.
     c.k(&["patch", "cm", "held", "-n", "dev", "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#]);
@@ -134,6 +134,10 @@ fn without_the_controller_manager_a_deleted_namespace_stays_terminating() {
     assert_eq!(ns["spec"]["finalizers"], serde_json::json!(["kubernetes"]));
     let refused = c.kubectl(&["create", "configmap", "d", "-n", "dev"]);
     assert!(!refused.ok && refused.stderr.contains("because it is being terminated"), "{}", refused.stderr);
+    let (code, body) = c.curl("POST", "/api/v1/namespaces/dev/configmaps", Some(r#"{"metadata":{"name":"e"}}"#), "application/json", true);
+    let status = json(&body);
+    assert_eq!((code, status["reason"].as_str()), (403, Some("Forbidden")), "{body}");
+    assert_eq!(status["details"]["causes"][0]["reason"], "NamespaceTerminating", "{body}");
     // Nobody finalizes it: the content and the namespace stay (checked after the controller
     // manager would long have acted).
     std::thread::sleep(Duration::from_secs(3));
