@@ -39,8 +39,6 @@ pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 const LEASE_NAMESPACE: &str = "kube-node-lease";
 /// The conditions a kubelet posts and the monitor sets Unknown.
 const KUBELET_CONDITIONS: &[&str] = &["Ready", "MemoryPressure", "DiskPressure", "PIDPressure"];
-/// Upstream `nodeMonitorPeriod`: how often a healthy node is looked at anyway.
-const MONITOR_PERIOD: Duration = Duration::from_secs(5);
 
 /// The conditions of a node that stopped posting status (upstream `tryUpdateNodeHealth`),
 /// or `None` when they already say Unknown.
@@ -269,7 +267,9 @@ impl Context {
                 node = api.replace_status(name, &PostParams::default(), &node).await.map_err(|e| Error::api("update status of", format!("node {name}"), e))?;
             }
         } else {
-            next = next.min(self.grace - silent + Duration::from_millis(200)).min(MONITOR_PERIOD);
+            // Looked at again when the grace period would run out (every heartbeat also
+            // requeues the node and restarts it).
+            next = next.min(self.grace - silent + Duration::from_millis(200));
         }
         let taints = desired_taints(&node, now);
         if node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default() != taints {
@@ -277,9 +277,16 @@ impl Context {
             let body = json!({"metadata": {"resourceVersion": node.metadata.resource_version}, "spec": {"taints": taints}});
             node = api.patch(name, &PatchParams::default(), &Patch::Merge(&body)).await.map_err(|e| Error::api("taint", format!("node {name}"), e))?;
         }
+        let unknown = ready_status(&node) == Some("Unknown");
+        let no_execute = node.spec.iter().flat_map(|s| s.taints.iter().flatten()).any(|t| t.effect == "NoExecute");
+        if !unknown && !no_execute {
+            // A healthy node: no pod to look at (this keeps a sweep over thousands of
+            // healthy nodes cheap).
+            return Ok(Some(next));
+        }
         let pods: Vec<Arc<Pod>> =
             self.pods.store().state_filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name) && p.metadata.deletion_timestamp.is_none());
-        if ready_status(&node) == Some("Unknown") {
+        if unknown {
             self.mark_pods_not_ready(&pods, now).await?;
         }
         if let Some(at) = self.evict(&node, &pods, now).await? {

@@ -131,6 +131,10 @@ pub struct SimNodesArgs {
     /// API requests in flight at once.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    /// How often each node's Lease is renewed (a kubelet: 10s); keep it well under the
+    /// controller manager's --node-monitor-grace-period.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_go_duration)]
+    pub lease_renew_interval: std::time::Duration,
 }
 
 /// A kube-rs client for a kubeconfig file.
@@ -235,7 +239,7 @@ pub async fn run_sim_nodes(args: SimNodesArgs) -> anyhow::Result<()> {
         labels: rkube_simnodes::parse_labels(&args.labels)?,
         taints: rkube_simnodes::parse_taints(&args.taints)?,
         concurrency: args.concurrency,
-        ..Default::default()
+        lease_renew_interval: args.lease_renew_interval,
     };
     let client = client_from_kubeconfig(&args.kubeconfig).await?;
     let shutdown = CancellationToken::new();

@@ -42,7 +42,15 @@ pub fn node_ready(c: &Cluster) -> Vec<(String, String)> {
 
 /// `count` simulated nodes `<prefix>0..`, waited for until Ready.
 pub fn sim_nodes(c: &Cluster, prefix: &str, count: usize) -> Proc {
-    let p = rkube(c, &["sim-nodes", "--count", &count.to_string(), "--name-prefix", prefix]);
+    sim_nodes_with(c, prefix, count, &[])
+}
+
+/// [`sim_nodes`] with extra `rkube sim-nodes` flags.
+pub fn sim_nodes_with(c: &Cluster, prefix: &str, count: usize, extra: &[&str]) -> Proc {
+    let count_arg = count.to_string();
+    let mut args = vec!["sim-nodes", "--count", &count_arg, "--name-prefix", prefix];
+    args.extend_from_slice(extra);
+    let p = rkube(c, &args);
     let ok = eventually(WAIT, || node_ready(c).iter().filter(|(n, s)| n.starts_with(prefix) && s == "True").count() == count);
     assert!(ok, "{count} sim nodes {prefix}* did not become Ready");
     p

@@ -4,7 +4,10 @@
 //! on the nodes that are left.
 
 use crate::harness::{eventually, json, Cluster};
-use crate::namespaces::{node_ready, sim_nodes, WAIT};
+use crate::namespaces::{node_ready, sim_nodes_with, WAIT};
+
+/// Leases renewed well within the shortened 5 s grace period.
+const RENEW: &[&str] = &["--lease-renew-interval", "1s"];
 
 const APP: &str = r#"
 apiVersion: apps/v1
@@ -48,7 +51,7 @@ fn pods(c: &Cluster) -> Vec<(String, String, String, String, bool)> {
 fn a_lost_node_is_tainted_and_its_pods_move_to_the_other_nodes() {
     let c = Cluster::start_with(&["--node-monitor-grace-period", "5s", "--default-unreachable-toleration-seconds", "6"]);
     // Only the node that will be lost exists at first, so every pod lands on it.
-    let lost = sim_nodes(&c, "lost-", 1);
+    let lost = sim_nodes_with(&c, "lost-", 1, RENEW);
     c.k(&["create", "namespace", "nl"]);
     c.apply(APP);
     let on_lost_running = || pods(&c).iter().filter(|p| p.1 == "lost-0" && p.2 == "Running").count();
@@ -60,7 +63,7 @@ fn a_lost_node_is_tainted_and_its_pods_move_to_the_other_nodes() {
     assert_eq!(seconds("node.kubernetes.io/unreachable"), Some(serde_json::json!(6)), "{tolerations}");
     assert_eq!(seconds("node.kubernetes.io/not-ready"), Some(serde_json::json!(300)), "{tolerations}");
 
-    let _others = sim_nodes(&c, "sim-", 2);
+    let _others = sim_nodes_with(&c, "sim-", 2, RENEW);
     drop(lost); // its heartbeats stop
 
     let unknown = eventually(WAIT, || node_ready(&c).iter().any(|(n, s)| n == "lost-0" && s == "Unknown"));
@@ -92,9 +95,12 @@ fn a_lost_node_is_tainted_and_its_pods_move_to_the_other_nodes() {
     let reason = c.k(&["get", "pod", &evicted.0, "-n", "nl", "-o", "jsonpath={.status.conditions[?(@.type==\"DisruptionTarget\")].reason}"]);
     assert_eq!(reason, "DeletionByTaintManager");
     assert!(pods(&c).iter().any(|p| p.0 == "patient" && !p.4), "patient was evicted: {:?}", pods(&c));
+    // The nodes that kept renewing stayed Ready throughout.
+    let healthy: Vec<_> = node_ready(&c).into_iter().filter(|(n, _)| n.starts_with("sim-")).collect();
+    assert_eq!(healthy, [("sim-0".to_owned(), "True".to_owned()), ("sim-1".to_owned(), "True".to_owned())]);
 
     // The node comes back (its simulator re-registers and posts Ready): the taints go.
-    let _back = sim_nodes(&c, "lost-", 1);
+    let _back = sim_nodes_with(&c, "lost-", 1, RENEW);
     let untainted = eventually(WAIT, || {
         !c.k(&["get", "node", "lost-0", "-o", "jsonpath={.spec.taints}"]).contains("node.kubernetes.io/unreachable")
     });
