@@ -40,6 +40,9 @@ pub struct State {
     pub kubelet: Option<crate::kubelet::KubeletClient>,
     /// Issues and verifies service-account tokens when set (by the binary, which has the key).
     pub service_accounts: std::sync::OnceLock<crate::serviceaccount::TokenSigner>,
+    /// The DefaultTolerationSeconds admission plugin's seconds (set by the binary from its
+    /// flags; 300 s each when unset).
+    pub default_toleration_seconds: std::sync::OnceLock<crate::tolerations::DefaultTolerationSeconds>,
 }
 
 /// Produces the Prometheus text of `/metrics`.
@@ -515,6 +518,7 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
             if info.group.is_empty() && info.plural == "pods" {
                 let ns = rp.namespace.as_deref().unwrap_or("default");
                 obj = crate::serviceaccount::admit_pod(state, ns, obj).await;
+                crate::tolerations::admit(&mut obj, state.default_toleration_seconds.get().copied().unwrap_or_default());
             }
             if info.group.is_empty() && info.plural == "persistentvolumeclaims" {
                 obj = crate::storageclass::admit_claim(state, obj).await;

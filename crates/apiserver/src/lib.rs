@@ -26,6 +26,7 @@ pub mod status;
 pub mod storageclass;
 pub mod strategy;
 pub mod tls;
+pub mod tolerations;
 pub mod watchcache;
 
 use std::net::SocketAddr;
@@ -117,12 +118,12 @@ impl Server {
             metrics: std::sync::OnceLock::new(),
             kubelet,
             service_accounts: std::sync::OnceLock::new(),
+            default_toleration_seconds: std::sync::OnceLock::new(),
         });
         let task = tokio::spawn(tls::serve(listener, acceptor, state.clone(), shutdown.clone()));
         namespace::bootstrap(&state.registry).await?;
         let service_ip = std::net::Ipv4Addr::from(u32::from(config.service_cidr.0) + 1);
         kubernetes_service::ensure(&state.registry, service_ip, config.advertise_address, local_addr.port()).await;
-        tokio::spawn(namespace::run_finalizer(state.clone(), shutdown));
         // Start every watch cache before reporting ready, as kube-apiserver does: a watch
         // can then resume from any revision since start-up, whichever server it reaches.
         let mut seen = std::collections::HashSet::new();

@@ -351,21 +351,26 @@ impl Registry {
         })
     }
 
-    async fn check_namespace(&self, info: &ResourceInfo, ns: &str) -> Result<()> {
+    async fn check_namespace(&self, info: &ResourceInfo, ns: &str, name: &str) -> Result<()> {
         let nsinfo = resources::find("", "v1", "namespaces").ok_or_else(|| ApiError::internal("namespaces not served"))?;
         match self.store.get(&nsinfo.storage_key(None, ns)).await? {
             None => Err(ApiError::not_found("", "namespaces", ns)),
             Some(e) => {
                 let v = decode(&e).unwrap_or_default();
                 if v["status"]["phase"] == "Terminating" || !v["metadata"]["deletionTimestamp"].is_null() {
-                    let _ = info;
+                    // Upstream NamespaceLifecycle: errors.NewForbidden's wording, and the
+                    // NamespaceTerminating cause.
+                    let what = match name {
+                        "" => qualified(info.group, info.plural),
+                        n => format!("{} \"{n}\"", qualified(info.group, info.plural)),
+                    };
                     let mut err = ApiError::forbidden(format!(
-                        "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-                        qualified(info.group, info.plural),
-                        ""
+                        "{what} is forbidden: unable to create new content in namespace {ns} because it is being terminated"
                     ));
-                    err.message = format!("unable to create new content in namespace {ns} because it is being terminated");
-                    err.details = Some(Box::new(json!({"causes": [{"reason": "NamespaceTerminating", "message": err.message, "field": "metadata.namespace"}]})));
+                    err.details = Some(Box::new(json!({
+                        "name": name, "group": info.group, "kind": info.plural,
+                        "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}],
+                    })));
                     Err(err)
                 } else {
                     Ok(())
@@ -405,7 +410,7 @@ impl Registry {
             }]));
         }
         if let Some(ns) = &ns {
-            self.check_namespace(info, ns).await?;
+            self.check_namespace(info, ns, &given).await?;
         }
         {
             let m = obj["metadata"].as_object_mut().ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;

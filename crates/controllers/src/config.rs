@@ -19,6 +19,10 @@ pub const CONTROLLERS: &[(&str, &[&str])] = &[
     ("statefulset-controller", &["statefulset"]),
     ("persistentvolume-binder-controller", &["persistentvolume-binder"]),
     ("local-path-provisioner", &["local-path", "local-storage"]),
+    ("namespace-controller", &["namespace"]),
+    ("node-lifecycle-controller", &["nodelifecycle", "node-lifecycle"]),
+    ("node-ipam-controller", &["nodeipam", "node-ipam"]),
+    ("pod-garbage-collector-controller", &["podgc", "pod-garbage-collector"]),
 ];
 
 /// Controller manager settings.
@@ -40,6 +44,21 @@ pub struct Config {
     pub job: crate::job::JobConfig,
     /// Where the local-path provisioner puts volumes, and this machine's node.
     pub local_path: crate::localpath::LocalPathConfig,
+    /// How long a node may go without renewing its Lease or Ready heartbeat before it is
+    /// marked Unknown (upstream `--node-monitor-grace-period`, default 40 s).
+    pub node_monitor_grace_period: std::time::Duration,
+    /// The pod range node IPAM gives each node a /`node_cidr_mask_size` of (upstream
+    /// `--cluster-cidr`, rkube's default 10.42.0.0/16).
+    pub cluster_cidr: (std::net::Ipv4Addr, u8),
+    /// Prefix length of each node's podCIDR (upstream `--node-cidr-mask-size`, default 24).
+    pub node_cidr_mask_size: u8,
+    /// Terminated pods kept before the pod GC deletes the oldest (upstream
+    /// `--terminated-pod-gc-threshold`, default 12500; 0 disables that part).
+    pub terminated_pod_gc_threshold: usize,
+    /// How often the pod GC sweeps (upstream's fixed 20 s) and how long a pod's node must be
+    /// missing before the pod is an orphan (upstream's 40 s quarantine); shortened in tests.
+    pub pod_gc_period: std::time::Duration,
+    pub pod_gc_quarantine: std::time::Duration,
 }
 
 impl Default for Config {
@@ -54,6 +73,12 @@ impl Default for Config {
             gc_workers: 20,
             job: Default::default(),
             local_path: Default::default(),
+            node_monitor_grace_period: std::time::Duration::from_secs(40),
+            cluster_cidr: (std::net::Ipv4Addr::new(10, 42, 0, 0), 16),
+            node_cidr_mask_size: 24,
+            terminated_pod_gc_threshold: 12500,
+            pod_gc_period: std::time::Duration::from_secs(20),
+            pod_gc_quarantine: std::time::Duration::from_secs(40),
         }
     }
 }

@@ -14,6 +14,7 @@
 //!   [`endpointslice`], [`job`], [`cronjob`], [`ttlafterfinished`].
 //! - workloads and storage: [`daemonset`], [`statefulset`], [`history`] (their
 //!   ControllerRevisions), [`pvbinder`], and [`localpath`] (k3s's local-path provisioner).
+//! - node and namespace housekeeping: [`namespace`], [`nodelifecycle`], [`nodeipam`], [`podgc`].
 //! - [`manager`]: leader election and start-up of the enabled controllers.
 //!
 //! Design: every controller is level-triggered as upstream's are. Informer handlers only turn
@@ -41,6 +42,10 @@ pub mod informer;
 pub mod job;
 pub mod localpath;
 pub mod manager;
+pub mod namespace;
+pub mod nodeipam;
+pub mod nodelifecycle;
+pub mod podgc;
 pub mod pods;
 pub mod pvbinder;
 pub mod queue;

@@ -107,6 +107,31 @@ impl ControllerManager {
             let (w, t) = (c.workers, shutdown.clone());
             runs.push(Box::pin(async move { p.run(w, t).await }));
         }
+        if c.enabled("namespace-controller") {
+            let n = crate::namespace::NamespaceController::new(&informers);
+            let (w, t) = (c.workers, shutdown.clone());
+            runs.push(Box::pin(async move { n.run(w, t).await }));
+        }
+        if c.enabled("node-lifecycle-controller") {
+            let n = crate::nodelifecycle::NodeLifecycleController::new(&informers, c.node_monitor_grace_period);
+            let (w, t) = (c.workers, shutdown.clone());
+            runs.push(Box::pin(async move { n.run(w, t).await }));
+        }
+        if c.enabled("node-ipam-controller") {
+            let n = crate::nodeipam::NodeIpamController::new(&informers, c.cluster_cidr, c.node_cidr_mask_size);
+            let (w, t) = (c.workers, shutdown.clone());
+            runs.push(Box::pin(async move { n.run(w, t).await }));
+        }
+        if c.enabled("pod-garbage-collector-controller") {
+            let config = crate::podgc::Config {
+                terminated_pod_gc_threshold: c.terminated_pod_gc_threshold,
+                period: c.pod_gc_period,
+                quarantine: c.pod_gc_quarantine,
+            };
+            let gc = crate::podgc::PodGc::new(&informers, config);
+            let t = shutdown.clone();
+            runs.push(Box::pin(async move { gc.run(t).await }));
+        }
         let watches = informers.start(&shutdown);
         // As upstream's WaitForCacheSync: no controller acts on a half-filled cache (an empty
         // pod cache would make every ReplicaSet create its replicas again).

@@ -36,7 +36,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// A CRI socket to use instead of starting containerd.
     pub container_runtime_endpoint: Option<String>,
-    /// podCIDR set on the node at registration when it has none.
+    /// podCIDR set on the node at registration when it has none; empty: wait for the
+    /// controller manager's node IPAM to assign one.
     pub pod_cidr: String,
     /// InternalIP of the node (hostNetwork pods' IP).
     pub node_ip: IpAddr,

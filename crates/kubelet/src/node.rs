@@ -234,9 +234,10 @@ pub fn node_object(facts: &NodeFacts, now: &Time) -> Node {
             annotations: Some(annotations),
             ..Default::default()
         },
+        // Without a podCIDR of its own the node leaves it to the controller manager's node IPAM.
         spec: Some(NodeSpec {
-            pod_cidr: Some(facts.pod_cidr.clone()),
-            pod_cidrs: Some(vec![facts.pod_cidr.clone()]),
+            pod_cidr: (!facts.pod_cidr.is_empty()).then(|| facts.pod_cidr.clone()),
+            pod_cidrs: (!facts.pod_cidr.is_empty()).then(|| vec![facts.pod_cidr.clone()]),
             ..Default::default()
         }),
         status: Some(node_status(facts, None, Pressure::default(), now)),
@@ -290,7 +291,7 @@ pub async fn register(client: &kube::Client, facts: &NodeFacts) -> anyhow::Resul
         Err(e) if is_conflict(&e) => {
             let current = nodes.get(name).await.with_context(|| format!("reading node {name}"))?;
             let mut body = serde_json::json!({"metadata": {"labels": node.metadata.labels, "annotations": node.metadata.annotations}});
-            if current.spec.as_ref().and_then(|s| s.pod_cidr.as_deref()).unwrap_or("").is_empty() {
+            if current.spec.as_ref().and_then(|s| s.pod_cidr.as_deref()).unwrap_or("").is_empty() && !facts.pod_cidr.is_empty() {
                 body["spec"] = serde_json::json!({"podCIDR": facts.pod_cidr, "podCIDRs": [facts.pod_cidr]});
             }
             nodes.patch(name, &PatchParams::default(), &Patch::Merge(&body)).await.with_context(|| format!("updating node {name}"))?
@@ -306,8 +307,30 @@ pub async fn register(client: &kube::Client, facts: &NodeFacts) -> anyhow::Resul
             return Err(e).context("creating namespace kube-node-lease");
         }
     }
-    let cidr = existing.spec.and_then(|s| s.pod_cidr).filter(|c| !c.is_empty()).unwrap_or_else(|| facts.pod_cidr.clone());
-    Ok(cidr)
+    if let Some(cidr) = existing.spec.and_then(|s| s.pod_cidr).filter(|c| !c.is_empty()) {
+        return Ok(cidr);
+    }
+    if !facts.pod_cidr.is_empty() {
+        return Ok(facts.pod_cidr.clone());
+    }
+    wait_for_pod_cidr(&nodes, name).await
+}
+
+/// Waits until node IPAM (the controller manager) has given the node a podCIDR, as a kubelet
+/// without `--pod-cidr` does before it can configure pod networking.
+async fn wait_for_pod_cidr(nodes: &Api<Node>, name: &str) -> anyhow::Result<String> {
+    tracing::info!(node = name, "waiting for the controller manager to assign a podCIDR");
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        match nodes.get(name).await {
+            Ok(node) => {
+                if let Some(cidr) = node.spec.and_then(|s| s.pod_cidr).filter(|c| !c.is_empty()) {
+                    return Ok(cidr);
+                }
+            }
+            Err(e) => tracing::debug!(node = name, error = %e, "reading the node failed; retrying"),
+        }
+    }
 }
 
 /// The lease object for `node` renewed at `now`.

@@ -38,7 +38,8 @@ pub struct NodeArgs {
     /// CRI socket of a container runtime to use instead of starting containerd.
     #[arg(long, value_name = "ENDPOINT")]
     pub container_runtime_endpoint: Option<String>,
-    /// Pod CIDR of this node when the Node object has none (default: 10.42.0.0/24).
+    /// Pod CIDR of this node when the Node object has none (default: the one the controller
+    /// manager's node IPAM assigns; `rkube server`'s own agent: the first /24 of --cluster-cidr).
     #[arg(long, value_name = "CIDR")]
     pub pod_cidr: Option<String>,
     /// InternalIP of this node (default: the host's first non-loopback IPv4 address).
@@ -119,6 +120,9 @@ pub fn kubelet_config(args: &NodeArgs, data_dir: &Path, cluster_cidr: Option<(Ip
             bail!("invalid --pod-cidr {cidr:?}: prefix length must be between 8 and 30");
         }
         config.pod_cidr = cidr.clone();
+    } else {
+        // A joining agent takes the podCIDR node IPAM gives its node, so no two nodes share one.
+        config.pod_cidr = String::new();
     }
     config.container_runtime_endpoint = args.container_runtime_endpoint.clone();
     config.kubelet_port = args.kubelet_port;

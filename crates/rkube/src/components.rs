@@ -41,6 +41,66 @@ pub struct ControllerManagerArgs {
     /// to 6 minutes; upstream's fixed 10 s).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub job_pod_failure_backoff: std::time::Duration,
+    /// Pod IP range node IPAM hands out a podCIDR per node from.
+    #[arg(long, value_name = "CIDR", default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
+    #[command(flatten)]
+    pub node_controllers: NodeControllerFlags,
+}
+
+/// Flags of the node lifecycle, node IPAM and pod GC controllers (kube-controller-manager's
+/// names), shared by `rkube controller-manager` and `rkube server`.
+#[derive(Args, Debug, Clone)]
+pub struct NodeControllerFlags {
+    /// How long a node may stop renewing its Lease and status before it is marked Unknown
+    /// and tainted unreachable (Go duration).
+    #[arg(long, value_name = "DURATION", default_value = "40s", value_parser = parse_go_duration)]
+    pub node_monitor_grace_period: std::time::Duration,
+    /// Prefix length of the podCIDR each node gets from the cluster CIDR.
+    #[arg(long, value_name = "BITS", default_value_t = 24)]
+    pub node_cidr_mask_size: u8,
+    /// Terminated pods kept before the oldest are deleted (0: never delete for this reason).
+    #[arg(long, value_name = "N", default_value_t = 12500)]
+    pub terminated_pod_gc_threshold: usize,
+    /// How often the pod GC sweeps (upstream: a fixed 20 s; for tests).
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_go_duration, hide = true)]
+    pub pod_gc_period: std::time::Duration,
+    /// How long a pod's node must be missing before the pod GC deletes the pod (upstream: a
+    /// fixed 40 s; for tests).
+    #[arg(long, value_name = "DURATION", default_value = "40s", value_parser = parse_go_duration, hide = true)]
+    pub pod_gc_quarantine: std::time::Duration,
+}
+
+impl NodeControllerFlags {
+    /// Copies the flags and the cluster CIDR into the controller manager's config.
+    pub fn apply(&self, config: &mut rkube_controllers::Config, cluster_cidr: (std::net::Ipv4Addr, u8)) -> anyhow::Result<()> {
+        if self.node_cidr_mask_size < cluster_cidr.1 || self.node_cidr_mask_size > 30 {
+            anyhow::bail!("--node-cidr-mask-size {} must be between the cluster CIDR's prefix ({}) and 30", self.node_cidr_mask_size, cluster_cidr.1);
+        }
+        config.node_monitor_grace_period = self.node_monitor_grace_period;
+        config.node_cidr_mask_size = self.node_cidr_mask_size;
+        config.terminated_pod_gc_threshold = self.terminated_pod_gc_threshold;
+        config.pod_gc_period = self.pod_gc_period;
+        config.pod_gc_quarantine = self.pod_gc_quarantine;
+        config.cluster_cidr = cluster_cidr;
+        Ok(())
+    }
+}
+
+fn parse_go_duration(s: &str) -> Result<std::time::Duration, String> {
+    rkube_store::compactor::parse_duration(s).ok_or_else(|| format!("invalid duration {s:?}: use a Go duration such as 40s or 1m"))
+}
+
+/// Parses an IPv4 CIDR (`10.42.0.0/16`), masking host bits.
+pub fn parse_cidr(s: &str) -> anyhow::Result<(std::net::Ipv4Addr, u8)> {
+    let (ip, bits) = s.split_once('/').with_context(|| format!("invalid CIDR {s:?}: expected ADDRESS/BITS"))?;
+    let ip: std::net::Ipv4Addr = ip.parse().with_context(|| format!("invalid CIDR {s:?}: bad IPv4 address"))?;
+    let bits: u8 = bits.parse().with_context(|| format!("invalid CIDR {s:?}: bad prefix length"))?;
+    if !(8..=30).contains(&bits) {
+        anyhow::bail!("invalid CIDR {s:?}: prefix length must be between 8 and 30");
+    }
+    let mask = u32::MAX << (32 - bits);
+    Ok((std::net::Ipv4Addr::from(u32::from(ip) & mask), bits))
 }
 
 #[derive(Args, Debug, Clone)]
@@ -75,6 +135,10 @@ pub struct SimNodesArgs {
     /// API requests in flight at once.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    /// How often each node's Lease is renewed (a kubelet: 10s); keep it well under the
+    /// controller manager's --node-monitor-grace-period.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_go_duration)]
+    pub lease_renew_interval: std::time::Duration,
 }
 
 /// A kube-rs client for a kubeconfig file.
@@ -159,6 +223,8 @@ pub async fn run_controller_manager(args: ControllerManagerArgs) -> anyhow::Resu
     };
     let mut config = controller_manager_config(&args.controllers, args.leader_elect, root_ca)?;
     config.job.pod_failure_backoff = args.job_pod_failure_backoff;
+    let cluster_cidr = parse_cidr(&args.cluster_cidr).context("--cluster-cidr")?;
+    args.node_controllers.apply(&mut config, cluster_cidr)?;
     let client = client_from_kubeconfig(&args.kubeconfig).await?;
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
@@ -178,7 +244,7 @@ pub async fn run_sim_nodes(args: SimNodesArgs) -> anyhow::Result<()> {
         labels: rkube_simnodes::parse_labels(&args.labels)?,
         taints: rkube_simnodes::parse_taints(&args.taints)?,
         concurrency: args.concurrency,
-        ..Default::default()
+        lease_renew_interval: args.lease_renew_interval,
     };
     let client = client_from_kubeconfig(&args.kubeconfig).await?;
     let shutdown = CancellationToken::new();

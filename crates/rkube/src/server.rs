@@ -66,6 +66,15 @@ pub struct ServerArgs {
     pub min_request_timeout: u64,
     #[command(flatten)]
     pub datastore: DatastoreArgs,
+    #[command(flatten)]
+    pub node_controllers: crate::components::NodeControllerFlags,
+    /// tolerationSeconds of the not-ready:NoExecute toleration the DefaultTolerationSeconds
+    /// admission plugin adds to every pod that lacks one.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub default_not_ready_toleration_seconds: i64,
+    /// tolerationSeconds of the unreachable:NoExecute toleration added likewise.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub default_unreachable_toleration_seconds: i64,
 }
 
 /// The node flags of `rkube agent` that `rkube server` passes to its in-process agent
@@ -251,17 +260,18 @@ pub async fn run(args: ServerArgs, full_server: bool) -> anyhow::Result<()> {
         true => Some(crate::components::scheduler_config(args.scheduler_config.as_deref(), None)?),
         false => None,
     };
+    let cluster_cidr = parse_cidr(&args.cluster_cidr)?;
     let controllers = match full_server && !args.disable_controller_manager {
         true => {
             let mut config = crate::components::controller_manager_config(&args.controllers, true, None)?;
             config.job.pod_failure_backoff = args.job_pod_failure_backoff;
+            args.node_controllers.apply(&mut config, cluster_cidr)?;
             Some(config)
         }
         false => None,
     };
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let service_cidr = parse_cidr(&args.service_cidr)?;
-    let cluster_cidr = parse_cidr(&args.cluster_cidr)?;
     let agent_config = match full_server && !args.disable_agent {
         true => {
             let a = &args.agent;
@@ -355,6 +365,10 @@ pub async fn run(args: ServerArgs, full_server: bool) -> anyhow::Result<()> {
         }
         Err(e) => tracing::warn!(error = %e, "service-account tokens disabled"),
     }
+    let _ = server.state.default_toleration_seconds.set(rkube_apiserver::tolerations::DefaultTolerationSeconds {
+        not_ready: args.default_not_ready_toleration_seconds,
+        unreachable: args.default_unreachable_toleration_seconds,
+    });
     let _ = server.state.metrics.set(metrics_hook(store_metrics, compaction_stats, etcd, data_dir.join("db")));
     if !args.datastore.etcd_disable_snapshots {
         let schedule = crate::snapshot::Schedule {

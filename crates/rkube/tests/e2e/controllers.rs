@@ -440,7 +440,9 @@ fn slice_endpoints(c: &Cluster) -> Vec<(String, bool, i64)> {
 
 #[test]
 fn endpoints_and_endpointslices_follow_pod_readiness() {
-    let c = Cluster::start();
+    // The pods are bound to a node that does not exist: the pod GC would collect them as
+    // orphans after its 40 s quarantine.
+    let c = Cluster::start_with(&["--controllers", "*,-pod-garbage-collector"]);
     c.k(&["create", "namespace", "ep"]);
     c.apply("apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: ep}\nspec:\n  selector: {app: api}\n  ports: [{name: web, port: 80, targetPort: http}]\n");
     ghost_pod(&c, "a", 8080);

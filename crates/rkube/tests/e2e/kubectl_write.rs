@@ -127,8 +127,9 @@ fn label_annotate_scale_patch_replace_and_edit() {
 
 #[test]
 fn delete_all_delete_file_and_finalizers() {
-    // API-server semantics only: no controller manager acting on (or adding to) the objects
-    let c = Cluster::start_with(&["--disable-controller-manager"]);
+    // API-server semantics only: no controller acting on (or adding to) the objects, but the
+    // namespace controller that finalizes a deleted namespace
+    let c = Cluster::start_with(&["--controllers", "namespace"]);
     c.k(&["create", "namespace", "dev"]);
     let file = write_file(c.dir.path(), "app.yaml", APP);
     c.k(&["apply", "-f", file.to_str().unwrap()]);

@@ -32,3 +32,7 @@ mod kubelet_probes;
 mod kubelet_volumes;
 mod kubelet_stats;
 mod workloads;
+mod namespaces;
+mod node_lifecycle;
+mod node_ipam;
+mod podgc;
