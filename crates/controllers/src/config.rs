@@ -12,6 +12,7 @@ pub const CONTROLLERS: &[(&str, &[&str])] = &[
     ("root-ca-certificate-publisher-controller", &["root-ca-cert-publisher", "root-ca-certificate-publisher"]),
     ("endpoints-controller", &["endpoint", "endpoints"]),
     ("endpointslice-controller", &["endpointslice"]),
+    ("disruption-controller", &["disruption"]),
 ];
 
 /// Controller manager settings.

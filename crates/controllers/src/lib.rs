@@ -26,6 +26,7 @@ pub mod clock;
 pub mod config;
 pub mod controller;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoint;
 pub mod endpointslice;
 pub mod error;

@@ -29,3 +29,4 @@ mod controllers;
 mod kubelet;
 mod kubelet_probes;
 mod kubelet_volumes;
+mod disruption;
