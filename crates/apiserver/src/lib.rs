@@ -12,6 +12,7 @@
 
 pub mod deletion;
 pub mod discovery;
+pub mod eviction;
 pub mod fieldcheck;
 pub mod handlers;
 pub mod kubelet;

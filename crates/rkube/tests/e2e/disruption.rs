@@ -129,3 +129,146 @@ fn pdb_status_follows_healthy_pods_with_ints_and_percentages() {
     });
     assert!(ok, "none status: {}", c.kubectl(&["get", "pdb", "none", "-o", "yaml"]).stdout);
 }
+
+fn eviction_body(pod: &str) -> String {
+    format!(r#"{{"apiVersion":"policy/v1","kind":"Eviction","metadata":{{"name":"{pod}","namespace":"default"}}}}"#)
+}
+
+fn evict(c: &Cluster, pod: &str, query: &str) -> (u16, serde_json::Value) {
+    let path = format!("/api/v1/namespaces/default/pods/{pod}/eviction{query}");
+    let (code, body) = c.curl("POST", &path, Some(&eviction_body(pod)), "application/json", true);
+    (code, json(&body))
+}
+
+fn pod_exists(c: &Cluster, pod: &str) -> bool {
+    let r = c.kubectl(&["get", "pod", pod, "-o", "jsonpath={.metadata.deletionTimestamp}"]);
+    r.ok && r.stdout.is_empty()
+}
+
+#[test]
+fn eviction_honours_the_budget_dry_run_and_refuses_two_budgets() {
+    let c = Cluster::start();
+    let _nodes = sim_nodes(&c, 2);
+
+    // Discovery lists the subresource as kubectl drain looks for it.
+    let (_, v1) = c.curl("GET", "/api/v1", None, "application/json", true);
+    let v1 = json(&v1);
+    let sub = v1["resources"].as_array().unwrap().iter().find(|r| r["name"] == "pods/eviction").cloned();
+    let sub = sub.unwrap_or_else(|| panic!("no pods/eviction in /api/v1"));
+    assert_eq!((sub["group"].as_str(), sub["version"].as_str(), sub["kind"].as_str()), (Some("policy"), Some("v1"), Some("Eviction")));
+    assert_eq!(sub["verbs"], serde_json::json!(["create"]));
+
+    c.apply(&deployment("web", 2));
+    wait_ready(&c, "default", "app=web", 2);
+    c.k(&["create", "pdb", "web", "--selector=app=web", "--min-available=2"]);
+    let ok = eventually(WAIT, || {
+        let s = pdb_status(&c, "default", "web");
+        s["observedGeneration"] == 1 && s["currentHealthy"] == 2 && s["disruptionsAllowed"] == 0
+    });
+    assert!(ok, "pdb status: {}", c.kubectl(&["get", "pdb", "web", "-o", "yaml"]).stdout);
+    let pods = live_pods(&c, "default", "app=web");
+    let victim = pods[0]["metadata"]["name"].as_str().unwrap().to_owned();
+
+    // No disruption allowed: 429 with the upstream message and cause; the pod stays.
+    let (code, body) = evict(&c, &victim, "");
+    assert_eq!(code, 429, "{body}");
+    assert_eq!(body["reason"], "TooManyRequests");
+    assert_eq!(body["message"], "Cannot evict pod as it would violate the pod's disruption budget.");
+    assert_eq!(body["details"]["causes"][0]["reason"], "DisruptionBudget");
+    assert_eq!(body["details"]["causes"][0]["message"], "The disruption budget web needs 2 healthy pods and has 2 currently");
+    assert!(pod_exists(&c, &victim));
+
+    // One disruption allowed: a dry run spends nothing and deletes nothing.
+    c.k(&["patch", "pdb", "web", "--type=merge", "-p", r#"{"spec":{"minAvailable":1}}"#]);
+    let ok = eventually(WAIT, || {
+        let s = pdb_status(&c, "default", "web");
+        s["observedGeneration"] == 2 && s["disruptionsAllowed"] == 1
+    });
+    assert!(ok, "pdb status: {}", c.kubectl(&["get", "pdb", "web", "-o", "yaml"]).stdout);
+    let (code, body) = evict(&c, &victim, "?dryRun=All");
+    assert_eq!(code, 201, "{body}");
+    assert!(pod_exists(&c, &victim));
+    assert_eq!(pdb_status(&c, "default", "web")["disruptionsAllowed"], 1);
+
+    // The real eviction deletes the pod, and its replacement restores the budget.
+    let (code, body) = evict(&c, &victim, "");
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["status"], "Success");
+    let ok = eventually(WAIT, || !pod_exists(&c, &victim));
+    assert!(ok, "{victim} was not deleted");
+    wait_ready(&c, "default", "app=web", 2);
+    let ok = eventually(WAIT, || pdb_status(&c, "default", "web")["disruptionsAllowed"] == 1);
+    assert!(ok, "pdb status: {}", c.kubectl(&["get", "pdb", "web", "-o", "yaml"]).stdout);
+
+    // Two budgets for one pod: 500, as upstream.
+    c.k(&["create", "pdb", "web2", "--selector=app=web", "--max-unavailable=1"]);
+    let pod = live_pods(&c, "default", "app=web")[0]["metadata"]["name"].as_str().unwrap().to_owned();
+    let (code, body) = evict(&c, &pod, "");
+    assert_eq!(code, 500, "{body}");
+    assert_eq!(body["message"], "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.");
+    assert!(pod_exists(&c, &pod));
+
+    // A pod no budget covers is simply deleted.
+    c.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: lone}\nspec:\n  containers: [{name: c, image: rkube.local/busybox:1.35}]\n");
+    let (code, body) = evict(&c, "lone", "");
+    assert_eq!(code, 201, "{body}");
+    let ok = eventually(WAIT, || !pod_exists(&c, "lone"));
+    assert!(ok, "lone was not deleted");
+}
+
+#[test]
+fn kubectl_drain_evicts_one_pod_at_a_time_within_the_budget() {
+    let c = Cluster::start();
+    let _nodes = sim_nodes(&c, 3);
+    // Every pod on sim-0 first.
+    c.k(&["cordon", "sim-1"]);
+    c.k(&["cordon", "sim-2"]);
+    c.apply(&deployment("web", 3));
+    wait_ready(&c, "default", "app=web", 3);
+    c.k(&["uncordon", "sim-1"]);
+    c.k(&["uncordon", "sim-2"]);
+    c.k(&["create", "pdb", "web", "--selector=app=web", "--min-available=2"]);
+    let ok = eventually(WAIT, || pdb_status(&c, "default", "web")["disruptionsAllowed"] == 1);
+    assert!(ok, "pdb status: {}", c.kubectl(&["get", "pdb", "web", "-o", "yaml"]).stdout);
+
+    // Watch the ready pods while draining.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (stop, kubeconfig) = (stop.clone(), c.kubeconfig());
+        std::thread::spawn(move || {
+            let mut min = usize::MAX;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let out = Command::new("kubectl")
+                    .args(["get", "pods", "-l", "app=web", "-o", "json"])
+                    .env("KUBECONFIG", &kubeconfig)
+                    .output()
+                    .expect("kubectl");
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
+                    let items = v["items"].as_array().cloned().unwrap_or_default();
+                    let ready = items.iter().filter(|p| p["metadata"]["deletionTimestamp"].is_null() && is_ready(p)).count();
+                    min = min.min(ready);
+                }
+            }
+            min
+        })
+    };
+    let r = c.kubectl(&["drain", "sim-0", "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=150s"]);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let min_ready = watcher.join().expect("watcher");
+    assert!(r.ok, "drain failed: {}{}\n{}", r.stdout, r.stderr, c.kubectl(&["get", "pods", "-o", "wide"]).stdout);
+    assert!(r.stdout.contains("node/sim-0 drained"), "drain output: {}{}", r.stdout, r.stderr);
+    // The budget made kubectl wait (429) rather than evict everything at once.
+    assert!(
+        r.stderr.contains("Cannot evict pod as it would violate the pod's disruption budget."),
+        "no eviction was refused: {}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(min_ready != usize::MAX, "the watcher never read the pods");
+    assert!(min_ready >= 2, "ready pods fell to {min_ready} during the drain");
+    assert_eq!(c.k(&["get", "node", "sim-0", "-o", "jsonpath={.spec.unschedulable}"]), "true");
+    wait_ready(&c, "default", "app=web", 3);
+    for p in live_pods(&c, "default", "app=web") {
+        assert_ne!(p["spec"]["nodeName"], "sim-0", "a pod is still on the drained node");
+    }
+}
