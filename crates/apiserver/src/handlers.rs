@@ -523,6 +523,9 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
                 let ns = rp.namespace.as_deref().unwrap_or("default");
                 obj = crate::serviceaccount::admit_pod(state, ns, obj).await;
             }
+            if let (true, Some(ns)) = (info.namespaced(), rp.namespace.as_deref().or(obj["metadata"]["namespace"].as_str()).map(str::to_owned)) {
+                crate::resourcequota::admit_create(reg, info, &ns, &mut obj, &opts).await?;
+            }
             let created = reg.create(info, rp.namespace.as_deref(), obj, &opts).await?;
             Ok(warnings.attach(json_response(StatusCode::CREATED, &render_one(info, out, created, &q))))
         }

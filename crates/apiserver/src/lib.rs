@@ -21,6 +21,7 @@ pub mod limits;
 pub mod namespace;
 pub mod registry;
 pub mod request;
+pub mod resourcequota;
 pub mod serviceaccount;
 pub mod status;
 pub mod strategy;

@@ -13,6 +13,7 @@ pub const CONTROLLERS: &[(&str, &[&str])] = &[
     ("endpoints-controller", &["endpoint", "endpoints"]),
     ("endpointslice-controller", &["endpointslice"]),
     ("disruption-controller", &["disruption"]),
+    ("resourcequota-controller", &["resourcequota"]),
 ];
 
 /// Controller manager settings.

@@ -38,6 +38,7 @@ pub mod manager;
 pub mod pods;
 pub mod queue;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod rootcacertpublisher;
 pub mod serviceaccount;
 

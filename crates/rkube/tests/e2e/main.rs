@@ -30,3 +30,4 @@ mod kubelet;
 mod kubelet_probes;
 mod kubelet_volumes;
 mod disruption;
+mod quota;
