@@ -197,7 +197,7 @@ pub async fn evict(reg: &Registry, rp: &ResourcePath, eviction: &Value, opts: &W
         } else {
             options.clone()
         };
-        match reg.delete(&pod_rp, &o, &opts).await {
+        match add_condition_and_delete(reg, &pod_rp, &o, &opts).await {
             Ok(_) => return Ok(success()),
             Err(e) if e.code == StatusCode::CONFLICT && !rv_given && attempt + 1 < RETRIES => {
                 tokio::time::sleep(RETRY_DELAY).await;
@@ -233,12 +233,63 @@ pub async fn evict(reg: &Registry, rp: &ResourcePath, eviction: &Value, opts: &W
         }
     }
     let o = if precondition_set && !rv_given { with_precondition(&options, &pod["metadata"]["resourceVersion"]) } else { options.clone() };
-    match reg.delete(&pod_rp, &o, &opts).await {
+    match add_condition_and_delete(reg, &pod_rp, &o, &opts).await {
         Ok(_) => Ok(success()),
         Err(e) if e.code == StatusCode::CONFLICT && precondition_set && !rv_given => {
             Err(too_many_requests(format!("The disruption budget {pdb_name} is still being processed by the server."), 10))
         }
         Err(e) => Err(e),
+    }
+}
+
+/// Upstream `addConditionAndDeletePod`: marks the pod with the `DisruptionTarget` condition
+/// (`EvictionByEvictionAPI`) on its latest version, then deletes it; a resourceVersion
+/// precondition of the caller is checked against that version and moved to the marked one.
+async fn add_condition_and_delete(reg: &Registry, pod_rp: &ResourcePath, options: &Value, opts: &WriteOptions) -> Result<()> {
+    let mut options = options.clone();
+    if !opts.dry_run {
+        let mut pod = reg.get(pod_rp).await?;
+        let name = pod_rp.name.as_deref().unwrap_or_default();
+        let conflict = |what: &str, want: &str, have: &str| {
+            ApiError::conflict("", "pods", name, &format!("Precondition failed: {what} in precondition: {want}, {what} in object meta: {have}"))
+        };
+        if let (Some(uid), Some(have)) = (options["preconditions"]["uid"].as_str(), pod["metadata"]["uid"].as_str()) {
+            if !uid.is_empty() && uid != have {
+                return Err(conflict("UID", uid, have));
+            }
+        }
+        let rv_given = options["preconditions"]["resourceVersion"].as_str().filter(|rv| !rv.is_empty()).map(str::to_owned);
+        if let (Some(rv), Some(have)) = (rv_given.as_deref(), pod["metadata"]["resourceVersion"].as_str()) {
+            if rv != have {
+                return Err(conflict("ResourceVersion", rv, have));
+            }
+        }
+        set_disruption_target(&mut pod, &now());
+        let status_rp = ResourcePath { subresource: Some("status".into()), ..pod_rp.clone() };
+        let updated = reg.update(&status_rp, pod, opts).await?;
+        if rv_given.is_some() {
+            options["preconditions"]["resourceVersion"] = updated["metadata"]["resourceVersion"].clone();
+        }
+    }
+    reg.delete(pod_rp, &options, opts).await.map(|_| ())
+}
+
+/// Upstream `UpdatePodCondition` with `DisruptionTarget` True: the transition time changes
+/// only with the status.
+fn set_disruption_target(pod: &mut Value, now: &str) {
+    let new = json!({"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI",
+                     "message": "Eviction API: evicting", "lastProbeTime": null, "lastTransitionTime": now});
+    if !pod["status"]["conditions"].is_array() {
+        pod["status"]["conditions"] = json!([]);
+    }
+    let conditions = pod["status"]["conditions"].as_array_mut().expect("conditions was just made an array");
+    match conditions.iter_mut().find(|c| c["type"] == "DisruptionTarget") {
+        Some(c) => {
+            let since = if c["status"] == "True" { c["lastTransitionTime"].clone() } else { now.into() };
+            *c = new;
+            c["lastTransitionTime"] = since;
+        }
+        None => conditions.push(new),
     }
 }
 

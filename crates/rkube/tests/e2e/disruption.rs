@@ -208,12 +208,20 @@ fn eviction_honours_the_budget_dry_run_and_refuses_two_budgets() {
     assert_eq!(body["message"], "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.");
     assert!(pod_exists(&c, &pod));
 
-    // A pod no budget covers is simply deleted.
-    c.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: lone}\nspec:\n  containers: [{name: c, image: rkube.local/busybox:1.35}]\n");
+    // A pod no budget covers is simply deleted, marked as a disruption target first (a
+    // finalizer holds it so the mark can be seen).
+    c.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: lone, finalizers: [example.com/hold]}\nspec:\n  containers: [{name: c, image: rkube.local/busybox:1.35}]\n");
     let (code, body) = evict(&c, "lone", "");
     assert_eq!(code, 201, "{body}");
     let ok = eventually(WAIT, || !pod_exists(&c, "lone"));
     assert!(ok, "lone was not deleted");
+    let lone = json(&c.k(&["get", "pod", "lone", "-o", "json"]));
+    let cond = lone["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "DisruptionTarget").cloned();
+    let cond = cond.unwrap_or_else(|| panic!("no DisruptionTarget condition: {lone}"));
+    assert_eq!((cond["status"].as_str(), cond["reason"].as_str(), cond["message"].as_str()), (Some("True"), Some("EvictionByEvictionAPI"), Some("Eviction API: evicting")));
+    c.k(&["patch", "pod", "lone", "--type=json", "-p", r#"[{"op":"remove","path":"/metadata/finalizers"}]"#]);
+    let ok = eventually(WAIT, || !c.kubectl(&["get", "pod", "lone"]).ok);
+    assert!(ok, "lone still exists without its finalizer");
 }
 
 #[test]
