@@ -9,6 +9,8 @@
 //! generic registry over the [`rkube_store::Store`], [`watchcache`] serves lists and
 //! watches from memory, [`handlers`] is the HTTP glue, [`status`] the error bodies,
 //! [`serviceaccount`] issues (TokenRequest) and authenticates service-account tokens.
+//! [`eviction`] serves `pods/eviction` (PodDisruptionBudgets), [`resourcequota`] is the
+//! ResourceQuota admission plugin.
 
 pub mod deletion;
 pub mod discovery;
