@@ -26,6 +26,7 @@ pub mod openapi;
 pub mod printers;
 pub mod protobuf;
 pub mod quantity;
+pub mod quota;
 pub mod resources;
 pub mod schema;
 pub mod selector;

@@ -122,6 +122,13 @@ impl Quantity {
         self.nanos < 0
     }
 
+    /// The sum, in `self`'s format unless `self` is zero (as upstream's `Quantity.Add`);
+    /// `None` on overflow.
+    pub fn checked_add(&self, other: &Quantity) -> Option<Quantity> {
+        let format = if self.nanos == 0 { other.format } else { self.format };
+        Some(Quantity { nanos: self.nanos.checked_add(other.nanos)?, format })
+    }
+
     /// The value in milli-units, rounded up (`MilliValue`).
     pub fn milli_value(&self) -> i128 {
         div_ceil(self.nanos, 1_000_000)

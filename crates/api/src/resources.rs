@@ -130,7 +130,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
     r("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume", Cluster, &["pv"],
         NONE, STATUS),
     r("", "v1", "Pod", "pods", "pod", Namespaced, &["po"], ALL,
-        &["status", "binding", "log", "exec", "attach", "portforward"]),
+        &["status", "binding", "eviction", "log", "exec", "attach", "portforward"]),
     r("", "v1", "PodTemplate", "podtemplates", "podtemplate", Namespaced, NONE, NONE, NONE),
     r("", "v1", "ReplicationController", "replicationcontrollers", "replicationcontroller",
         Namespaced, &["rc"], ALL, STATUS_SCALE),

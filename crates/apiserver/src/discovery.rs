@@ -17,7 +17,7 @@ fn sub_verbs(sub: &str) -> &'static [&'static str] {
     }
     if sub == "finalize" {
         &["update"]
-    } else if sub == "binding" {
+    } else if sub == "binding" || sub == "eviction" {
         &["create"]
     } else {
         SUB_VERBS
@@ -84,6 +84,7 @@ fn sub_kind(info: &ResourceInfo, sub: &str) -> (&'static str, &'static str, &'st
     match sub {
         "scale" => ("autoscaling", "v1", "Scale"),
         "binding" => ("", "", "Binding"),
+        "eviction" => ("policy", "v1", "Eviction"),
         "exec" => ("", "", "PodExecOptions"),
         "attach" => ("", "", "PodAttachOptions"),
         "portforward" => ("", "", "PodPortForwardOptions"),

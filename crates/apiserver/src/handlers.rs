@@ -96,7 +96,14 @@ fn text_response(code: StatusCode, text: &'static str) -> Response<Body> {
 }
 
 pub fn error_response(e: &ApiError) -> Response<Body> {
-    json_response(e.code, &e.body())
+    let mut r = json_response(e.code, &e.body());
+    // as upstream's response writer: a Status with retryAfterSeconds also sets Retry-After
+    if let Some(secs) = e.details.as_ref().and_then(|d| d["retryAfterSeconds"].as_u64()).filter(|s| *s > 0) {
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    r
 }
 
 /// The token of an `Authorization: Bearer` header.
@@ -523,6 +530,9 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
             if info.group.is_empty() && info.plural == "persistentvolumeclaims" {
                 obj = crate::storageclass::admit_claim(state, obj).await;
             }
+            if let (true, Some(ns)) = (info.namespaced(), rp.namespace.as_deref().or(obj["metadata"]["namespace"].as_str()).map(str::to_owned)) {
+                crate::resourcequota::admit_create(reg, info, &ns, &mut obj, &opts).await?;
+            }
             let created = reg.create(info, rp.namespace.as_deref(), obj, &opts).await?;
             Ok(warnings.attach(json_response(StatusCode::CREATED, &render_one(info, out, created, &q))))
         }
@@ -530,6 +540,13 @@ async fn resource(state: &Arc<State>, req: Request<Body>, rp: ResourcePath, q: Q
             let (body, ct) = body_read.clone()?;
             let request = decode_body(info, &body, &ct)?;
             let answer = crate::serviceaccount::token_request(state, &rp, &request).await?;
+            Ok(json_response(StatusCode::CREATED, &answer))
+        }
+        (&Method::POST, true, Some("eviction")) => {
+            let opts = write_options(&q, &ua)?;
+            let (body, ct) = body_read.clone()?;
+            let eviction = decode_body(info, &body, &ct)?;
+            let answer = crate::eviction::evict(reg, &rp, &eviction, &opts).await?;
             Ok(json_response(StatusCode::CREATED, &answer))
         }
         (&Method::POST, true, Some("binding")) => {

@@ -10,9 +10,12 @@
 //! watches from memory, [`handlers`] is the HTTP glue, [`status`] the error bodies,
 //! [`serviceaccount`] issues (TokenRequest) and authenticates service-account tokens.
 //! [`storageclass`] is the DefaultStorageClass admission of PersistentVolumeClaims.
+//! [`eviction`] serves `pods/eviction` (PodDisruptionBudgets), [`resourcequota`] is the
+//! ResourceQuota admission plugin.
 
 pub mod deletion;
 pub mod discovery;
+pub mod eviction;
 pub mod fieldcheck;
 pub mod handlers;
 pub mod kubelet;
@@ -21,6 +24,7 @@ pub mod limits;
 pub mod namespace;
 pub mod registry;
 pub mod request;
+pub mod resourcequota;
 pub mod serviceaccount;
 pub mod status;
 pub mod storageclass;

@@ -23,6 +23,8 @@ pub const CONTROLLERS: &[(&str, &[&str])] = &[
     ("node-lifecycle-controller", &["nodelifecycle", "node-lifecycle"]),
     ("node-ipam-controller", &["nodeipam", "node-ipam"]),
     ("pod-garbage-collector-controller", &["podgc", "pod-garbage-collector"]),
+    ("disruption-controller", &["disruption"]),
+    ("resourcequota-controller", &["resourcequota"]),
 ];
 
 /// Controller manager settings.

@@ -11,7 +11,8 @@
 //! - [`pods`]: pod readiness, availability and the scale-down order.
 //! - one module per controller, named as upstream: [`replicaset`], [`deployment`],
 //!   [`garbagecollector`], [`serviceaccount`], [`rootcacertpublisher`], [`endpoint`],
-//!   [`endpointslice`], [`job`], [`cronjob`], [`ttlafterfinished`].
+//!   [`endpointslice`], [`job`], [`cronjob`], [`ttlafterfinished`],
+//!   [`disruption`], [`resourcequota`].
 //! - workloads and storage: [`daemonset`], [`statefulset`], [`history`] (their
 //!   ControllerRevisions), [`pvbinder`], and [`localpath`] (k3s's local-path provisioner).
 //! - node and namespace housekeeping: [`namespace`], [`nodelifecycle`], [`nodeipam`], [`podgc`].
@@ -31,6 +32,7 @@ pub mod controller;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoint;
 pub mod endpointslice;
 pub mod error;
@@ -50,6 +52,7 @@ pub mod pods;
 pub mod pvbinder;
 pub mod queue;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod rootcacertpublisher;
 pub mod serviceaccount;
 pub mod ttlafterfinished;

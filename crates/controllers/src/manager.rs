@@ -132,6 +132,16 @@ impl ControllerManager {
             let t = shutdown.clone();
             runs.push(Box::pin(async move { gc.run(t).await }));
         }
+        if c.enabled("disruption-controller") {
+            let d = crate::disruption::DisruptionController::new(&informers);
+            let (w, t) = (c.workers, shutdown.clone());
+            runs.push(Box::pin(async move { d.run(w, t).await }));
+        }
+        if c.enabled("resourcequota-controller") {
+            let q = crate::resourcequota::ResourceQuotaController::new(&informers);
+            let (w, t) = (c.workers, shutdown.clone());
+            runs.push(Box::pin(async move { q.run(w, t).await }));
+        }
         let watches = informers.start(&shutdown);
         // As upstream's WaitForCacheSync: no controller acts on a half-filled cache (an empty
         // pod cache would make every ReplicaSet create its replicas again).

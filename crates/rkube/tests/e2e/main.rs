@@ -36,3 +36,5 @@ mod namespaces;
 mod node_lifecycle;
 mod node_ipam;
 mod podgc;
+mod disruption;
+mod quota;
