@@ -25,6 +25,7 @@ pub const CONTROLLERS: &[(&str, &[&str])] = &[
     ("pod-garbage-collector-controller", &["podgc", "pod-garbage-collector"]),
     ("disruption-controller", &["disruption"]),
     ("resourcequota-controller", &["resourcequota"]),
+    ("horizontal-pod-autoscaler-controller", &["horizontalpodautoscaling"]),
 ];
 
 /// Controller manager settings.

@@ -12,7 +12,7 @@
 //! - one module per controller, named as upstream: [`replicaset`], [`deployment`],
 //!   [`garbagecollector`], [`serviceaccount`], [`rootcacertpublisher`], [`endpoint`],
 //!   [`endpointslice`], [`job`], [`cronjob`], [`ttlafterfinished`],
-//!   [`disruption`], [`resourcequota`].
+//!   [`disruption`], [`resourcequota`], [`hpa`] (horizontal pod autoscaling).
 //! - workloads and storage: [`daemonset`], [`statefulset`], [`history`] (their
 //!   ControllerRevisions), [`pvbinder`], and [`localpath`] (k3s's local-path provisioner).
 //! - node and namespace housekeeping: [`namespace`], [`nodelifecycle`], [`nodeipam`], [`podgc`].
@@ -40,6 +40,7 @@ pub mod events;
 pub mod expectations;
 pub mod garbagecollector;
 pub mod history;
+pub mod hpa;
 pub mod informer;
 pub mod job;
 pub mod localpath;

@@ -142,6 +142,11 @@ impl ControllerManager {
             let (w, t) = (c.workers, shutdown.clone());
             runs.push(Box::pin(async move { q.run(w, t).await }));
         }
+        if c.enabled("horizontal-pod-autoscaler-controller") {
+            let h = crate::hpa::HpaController::new(&informers);
+            let (w, t) = (c.workers, shutdown.clone());
+            runs.push(Box::pin(async move { h.run(w, t).await }));
+        }
         let watches = informers.start(&shutdown);
         // As upstream's WaitForCacheSync: no controller acts on a half-filled cache (an empty
         // pod cache would make every ReplicaSet create its replicas again).
