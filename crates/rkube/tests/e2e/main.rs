@@ -38,3 +38,4 @@ mod node_ipam;
 mod podgc;
 mod disruption;
 mod quota;
+mod hpa;
