@@ -76,16 +76,20 @@ fn pod_ready(pod: &Pod) -> bool {
     conds.into_iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
-/// Upstream `groupPods`: the number of ready pods with metrics, the unready ones (CPU only:
-/// their samples are not trusted), the ones without metrics, and the ignored ones (being
-/// deleted, failed or pending).
+/// Upstream `groupPods`: the number of ready pods with metrics, the unready ones (pending,
+/// and for CPU not Ready: their samples are not trusted), the ones without metrics, and the
+/// ignored ones (being deleted or failed).
 pub fn group_pods(pods: &[&Pod], metrics: &PodMetrics, resource: &str) -> (usize, Vec<String>, Vec<String>, Vec<String>) {
     let (mut ready, mut unready, mut missing, mut ignored) = (0, Vec::new(), Vec::new(), Vec::new());
     for pod in pods {
         let name = pod.metadata.name.clone().unwrap_or_default();
         let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
-        if pod.metadata.deletion_timestamp.is_some() || phase == "Failed" || phase == "Pending" {
+        if pod.metadata.deletion_timestamp.is_some() || phase == "Failed" {
             ignored.push(name);
+            continue;
+        }
+        if phase == "Pending" {
+            unready.push(name);
             continue;
         }
         if !metrics.contains_key(&name) {
@@ -798,10 +802,12 @@ mod tests {
             pod("b", Some("100m"), "Running", false),
             pod("p", Some("100m"), "Pending", false),
         ];
-        // Only `a` is trusted: 100% against 50% -> 2 ready-pod-equivalents; the unready pod
-        // counts as 0 when scaling up: (100+0)/200 = 50% -> within tolerance, keep 3.
+        // Only `a` is trusted: 100% against 50%; scaling up, the unready and pending pods
+        // count as using nothing: (100+0+0)/300 = 33% is below target, so keep 3.
         assert_eq!(calc(3, &pods, &usage(&[("a", 100), ("b", 100), ("p", 100)]), 50).unwrap().replicas, 3);
         // Scaling down ignores unready pods: a at 10% -> ceil(0.2 * 1) = 1.
+        let pods = vec![pod("a", Some("100m"), "Running", true), pod("x", Some("100m"), "Failed", false)];
+        assert_eq!(calc(3, &pods, &usage(&[("a", 100), ("x", 0)]), 50).unwrap().replicas, 2, "failed pods' metrics are dropped");
         assert_eq!(calc(3, &pods, &usage(&[("a", 10), ("b", 100)]), 50).unwrap().replicas, 1);
     }
 
