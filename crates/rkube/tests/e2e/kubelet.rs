@@ -452,7 +452,16 @@ fn a_deployment_runs_real_containers_behind_a_service() {
         let name = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         assert!(!name.is_empty() && pods.split_whitespace().any(|p| p == name), "{ip} answered {name:?}; pods {pods}");
     }
-    let victim = pods.split_whitespace().next().expect("a pod").to_owned();
+    // Pod to pod on the node: the first pod fetches from every endpoint over the bridge.
+    let first = pods.split_whitespace().next().expect("a pod").to_owned();
+    for ip in &ips {
+        // (busybox-static's wget crashes in glibc's resolver; nc speaks the HTTP/1.0 itself)
+        let request = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {ip} 80");
+        let fetched = c.k(&["exec", &first, "--", "sh", "-c", &request]);
+        let body = fetched.trim().lines().last().unwrap_or_default().trim();
+        assert!(pods.split_whitespace().any(|p| p == body), "{first} fetched {fetched:?} from {ip}; pods {pods}");
+    }
+    let victim = first;
     c.k(&["delete", "pod", &victim, "--wait=false"]);
     let replaced = eventually(Duration::from_secs(90), || {
         let now = c.k(&["get", "pods", "-l", "app=web", "--field-selector=status.phase=Running", "-o", "jsonpath={.items[*].metadata.name}"]);

@@ -117,3 +117,54 @@ fn snapshot_endpoint_needs_credentials() {
     let (code, body) = c.curl("POST", "/rkube/v1/snapshot", None, "application/json", true);
     assert_eq!(code, 405, "{body}");
 }
+
+#[test]
+fn a_snapshot_restored_on_another_machine_serves_its_new_names_and_the_old_node_goes_unknown() {
+    // The old machine: one node (simulated; its heartbeats stop with it) and some state.
+    let c = Cluster::start_with(&["--node-monitor-grace-period", "5s"]);
+    let old_node = crate::namespaces::sim_nodes(&c, "old-host-", 1);
+    c.k(&["create", "configmap", "settings", "--from-literal=mode=prod"]);
+    let file = c.dir.path().join("snap").join("move");
+    let kubeconfig = c.kubeconfig();
+    let saved = rkube(&["snapshot", "save", file.to_str().unwrap(), "--kubeconfig", kubeconfig.to_str().unwrap()]);
+    assert!(saved.ok, "save failed: {}{}", saved.stdout, saved.stderr);
+    drop(old_node);
+
+    // The new machine: a fresh data dir restored from the file; it answers to other names.
+    let fresh = tempfile::tempdir().unwrap();
+    let target = fresh.path().join("data");
+    let restored = rkube(&["snapshot", "restore", file.to_str().unwrap(), "--data-dir", target.to_str().unwrap()]);
+    assert!(restored.ok, "{}{}", restored.stdout, restored.stderr);
+    assert!(target.join("tls/ca.crt").exists(), "the CA came along");
+    assert!(!target.join("tls/serving.crt").exists(), "the old machine's serving certificate came along");
+    let new = Cluster::start_on(fresh, &["--tls-san", "new-host.rkube.test", "--tls-san", "127.0.0.2", "--node-monitor-grace-period", "5s"]);
+    // Its serving certificate is issued for the new names by the restored CA: curl verifies it
+    // under the new host name and the new address (both connected to this loopback server).
+    let tls = new.data_dir().join("tls");
+    for url_host in ["new-host.rkube.test", "127.0.0.2"] {
+        let out = Command::new("curl")
+            .args(["-sS", "--connect-to", &format!("{url_host}:{port}:127.0.0.1:{port}", port = new.port)])
+            .arg("--cacert")
+            .arg(c.data_dir().join("tls/ca.crt"))
+            .arg("--cert")
+            .arg(tls.join("admin.crt"))
+            .arg("--key")
+            .arg(tls.join("admin.key"))
+            .arg(format!("https://{url_host}:{}/readyz", new.port))
+            .output()
+            .expect("curl");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "ok", "{url_host}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(new.k(&["get", "configmap", "settings", "-o", "jsonpath={.data.mode}"]), "prod");
+    // The old machine's Node came along in the snapshot; nothing renews it any more, so the
+    // node lifecycle controller marks it Unknown (NotReady) and taints it unreachable, as
+    // upstream does with a node that stopped reporting. It is not deleted.
+    let unknown = eventually(Duration::from_secs(60), || {
+        crate::namespaces::node_ready(&new).iter().any(|(n, s)| n == "old-host-0" && s == "Unknown")
+    });
+    assert!(unknown, "the stale node never went Unknown: {:?}", crate::namespaces::node_ready(&new));
+    let taints = eventually(Duration::from_secs(30), || {
+        new.k(&["get", "node", "old-host-0", "-o", "jsonpath={.spec.taints[*].key}"]).contains("node.kubernetes.io/unreachable")
+    });
+    assert!(taints, "the stale node has no unreachable taint");
+}
