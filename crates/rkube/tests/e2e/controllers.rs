@@ -1,34 +1,17 @@
 //! The controller manager inside `rkube server` (and `rkube controller-manager` alone), with
 //! `rkube sim-nodes` running pods, driven through kubectl as a user would.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{eventually, json, rkube_bin, Cluster};
+use crate::harness::Proc;
+use crate::harness::{eventually, json, Cluster};
 
 const WAIT: Duration = Duration::from_secs(40);
 
 /// A child `rkube` process killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn rkube(c: &Cluster, args: &[&str]) -> Proc {
-    let child = Command::new(rkube_bin())
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(c.kubeconfig())
-        .env("RKUBE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start rkube");
-    Proc(child)
+    crate::harness::rkube_child(c, args)
 }
 
 /// Three simulated nodes, Ready.

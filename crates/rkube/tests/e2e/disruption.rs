@@ -1,40 +1,18 @@
 //! PodDisruptionBudgets: the disruption controller's status, the `pods/eviction` subresource
 //! and `kubectl drain`, with `rkube sim-nodes` running pods.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{eventually, json, rkube_bin, Cluster};
+use crate::harness::Proc;
+use crate::harness::{eventually, json, Cluster};
 
 const WAIT: Duration = Duration::from_secs(60);
 
 /// A child `rkube` process killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `count` simulated nodes named `sim-0`, ..., Ready.
 fn sim_nodes(c: &Cluster, count: usize) -> Proc {
-    let child = Command::new(rkube_bin())
-        .args(["sim-nodes", "--count", &count.to_string(), "--name-prefix", "sim-", "--kubeconfig"])
-        .arg(c.kubeconfig())
-        .env("RKUBE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start rkube sim-nodes");
-    let p = Proc(child);
-    let ok = eventually(WAIT, || {
-        let out = c.kubectl(&["get", "nodes", "-o", "jsonpath={range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}"]);
-        out.stdout.lines().filter(|l| *l == "True").count() == count
-    });
-    assert!(ok, "{count} sim nodes did not become Ready");
-    p
+    crate::harness::sim_nodes(c, "sim-", count, &[])
 }
 
 /// Live (not terminating) pods with `selector`, as JSON.

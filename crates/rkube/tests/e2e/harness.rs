@@ -315,3 +315,53 @@ pub fn write_file(dir: &Path, name: &str, content: &str) -> PathBuf {
 pub fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
 }
+
+/// A child `rkube` process (sim-nodes, a second scheduler, a controller manager), killed on drop.
+pub struct Proc(pub std::process::Child);
+
+impl Proc {
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts `rkube ARGS --kubeconfig <the cluster's>`.
+pub fn rkube_child(c: &Cluster, args: &[&str]) -> Proc {
+    let child = Command::new(rkube_bin())
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(c.kubeconfig())
+        .env("RKUBE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start rkube");
+    Proc(child)
+}
+
+/// (name, Ready status) of every node.
+pub fn node_ready(c: &Cluster) -> Vec<(String, String)> {
+    let out = c.k(&["get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name} {.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}"]);
+    out.lines().filter_map(|l| l.split_once(' ')).map(|(n, s)| (n.to_owned(), s.to_owned())).collect()
+}
+
+/// `rkube sim-nodes` with `count` nodes named `<prefix>0`, `<prefix>1`, ... (and `extra`
+/// flags); returns once every one of them is Ready.
+pub fn sim_nodes(c: &Cluster, prefix: &str, count: usize, extra: &[&str]) -> Proc {
+    let count_arg = count.to_string();
+    let mut args = vec!["sim-nodes", "--count", &count_arg, "--name-prefix", prefix];
+    args.extend_from_slice(extra);
+    let p = rkube_child(c, &args);
+    let ok = eventually(Duration::from_secs(60), || {
+        node_ready(c).iter().filter(|(n, s)| n.starts_with(prefix) && s == "True").count() == count
+    });
+    assert!(ok, "{count} sim nodes {prefix}* did not become Ready");
+    p
+}

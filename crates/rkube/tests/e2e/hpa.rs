@@ -2,40 +2,17 @@
 //! running pods, driven through kubectl. No metrics server runs yet, so the HPA must say so
 //! as upstream's does and leave the Deployment's size alone.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::{eventually, json, rkube_bin, Cluster};
+use crate::harness::Proc;
+use crate::harness::{eventually, json, Cluster};
 
 const WAIT: Duration = Duration::from_secs(60);
 
 /// A child `rkube` process killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Three simulated nodes, Ready.
 fn sim_nodes(c: &Cluster) -> Proc {
-    let child = Command::new(rkube_bin())
-        .args(["sim-nodes", "--count", "3", "--name-prefix", "sim-", "--kubeconfig"])
-        .arg(c.kubeconfig())
-        .env("RKUBE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start rkube sim-nodes");
-    let p = Proc(child);
-    let ok = eventually(WAIT, || {
-        let out = c.kubectl(&["get", "nodes", "-o", "jsonpath={range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}"]);
-        out.stdout.lines().filter(|l| *l == "True").count() == 3
-    });
-    assert!(ok, "3 sim nodes did not become Ready");
-    p
+    crate::harness::sim_nodes(c, "sim-", 3, &[])
 }
 
 fn condition(hpa: &serde_json::Value, type_: &str) -> serde_json::Value {

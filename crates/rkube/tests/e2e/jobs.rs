@@ -3,40 +3,19 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::{eventually, json, rkube_bin, Cluster};
+use crate::harness::Proc;
+use crate::harness::{eventually, json, Cluster};
 
 const WAIT: Duration = Duration::from_secs(90);
 
 /// A child process killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A server (no agent) with a short pod failure back-off, and two Ready simulated nodes.
 fn cluster() -> (Cluster, Proc) {
     let c = Cluster::start_with(&["--job-pod-failure-backoff", "1s"]);
-    let child = Command::new(rkube_bin())
-        .args(["sim-nodes", "--count", "2", "--name-prefix", "sim-", "--kubeconfig"])
-        .arg(c.kubeconfig())
-        .env("RKUBE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start rkube sim-nodes");
-    let nodes = Proc(child);
-    let ok = eventually(WAIT, || {
-        let out = c.kubectl(&["get", "nodes", "-o", "jsonpath={range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}"]);
-        out.stdout.lines().filter(|l| *l == "True").count() == 2
-    });
-    assert!(ok, "2 sim nodes did not become Ready");
+    let nodes = crate::harness::sim_nodes(&c, "sim-", 2, &[]);
     (c, nodes)
 }
 

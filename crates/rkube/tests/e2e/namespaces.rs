@@ -3,59 +3,22 @@
 //! content (held by a finalizer) remains; without the controller manager a deleted namespace
 //! stays Terminating and refuses new content.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::{eventually, json, rkube_bin, Cluster};
+pub use crate::harness::{node_ready, Proc};
+use crate::harness::{eventually, json, Cluster};
 
 pub const WAIT: Duration = Duration::from_secs(60);
 
 /// A child `rkube` process killed on drop.
-pub struct Proc(pub Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `rkube <args> --kubeconfig <cluster's>` as a child process.
-pub fn rkube(c: &Cluster, args: &[&str]) -> Proc {
-    let child = Command::new(rkube_bin())
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(c.kubeconfig())
-        .env("RKUBE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start rkube");
-    Proc(child)
-}
-
 /// The Ready status of every node, by name.
-pub fn node_ready(c: &Cluster) -> Vec<(String, String)> {
-    let out = c.k(&["get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name} {.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}"]);
-    out.lines().filter_map(|l| l.split_once(' ')).map(|(n, s)| (n.to_owned(), s.to_owned())).collect()
-}
-
 /// `count` simulated nodes `<prefix>0..`, waited for until Ready.
 pub fn sim_nodes(c: &Cluster, prefix: &str, count: usize) -> Proc {
-    sim_nodes_with(c, prefix, count, &[])
+    crate::harness::sim_nodes(c, prefix, count, &[])
 }
 
 /// [`sim_nodes`] with extra `rkube sim-nodes` flags.
-pub fn sim_nodes_with(c: &Cluster, prefix: &str, count: usize, extra: &[&str]) -> Proc {
-    let count_arg = count.to_string();
-    let mut args = vec!["sim-nodes", "--count", &count_arg, "--name-prefix", prefix];
-    args.extend_from_slice(extra);
-    let p = rkube(c, &args);
-    let ok = eventually(WAIT, || node_ready(c).iter().filter(|(n, s)| n.starts_with(prefix) && s == "True").count() == count);
-    assert!(ok, "{count} sim nodes {prefix}* did not become Ready");
-    p
-}
-
 const APP: &str = r#"
 apiVersion: apps/v1
 kind: Deployment

@@ -4,7 +4,8 @@
 //! on the nodes that are left.
 
 use crate::harness::{eventually, json, Cluster};
-use crate::namespaces::{node_ready, sim_nodes_with, WAIT};
+use crate::harness::sim_nodes as sim_nodes_with;
+use crate::namespaces::{node_ready, WAIT};
 
 /// Leases renewed well within the shortened 5 s grace period.
 const RENEW: &[&str] = &["--lease-renew-interval", "1s"];

@@ -1,52 +1,20 @@
 //! The scheduler inside `rkube server` (and `rkube scheduler` alone), with `rkube sim-nodes`
 //! providing nodes, driven through kubectl as a user would.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use crate::harness::Proc;
 use crate::harness::{eventually, rkube_bin, write_file, Cluster};
 
 /// A child `rkube` process killed (SIGKILL) on drop.
-struct Proc(Child);
-
-impl Proc {
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 fn rkube(c: &Cluster, args: &[&str]) -> Proc {
-    let child = Command::new(rkube_bin())
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(c.kubeconfig())
-        .env("RKUBE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start rkube");
-    Proc(child)
+    crate::harness::rkube_child(c, args)
 }
 
 /// Starts `rkube sim-nodes` and waits until its nodes are Ready in the API.
 fn sim_nodes(c: &Cluster, prefix: &str, count: usize, extra: &[&str]) -> Proc {
-    let count_s = count.to_string();
-    let mut args = vec!["sim-nodes", "--name-prefix", prefix, "--count", &count_s];
-    args.extend_from_slice(extra);
-    let p = rkube(c, &args);
-    let ok = eventually(Duration::from_secs(20), || {
-        let out = c.kubectl(&["get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}"]);
-        out.stdout.lines().filter(|l| l.starts_with(prefix) && l.ends_with("=True")).count() == count
-    });
-    assert!(ok, "{count} sim nodes with prefix {prefix} did not become Ready");
-    p
+    crate::harness::sim_nodes(c, prefix, count, extra)
 }
 
 fn pod_yaml(name: &str, cpu: &str, extra_spec: &str) -> String {

@@ -4,37 +4,15 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::{eventually, json, rkube_bin, Cluster};
+use crate::harness::Proc;
+use crate::harness::{eventually, json, Cluster};
 
 const WAIT: Duration = Duration::from_secs(60);
 
 /// A child `rkube` process killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `rkube sim-nodes` with `count` Ready nodes named `<prefix>0..`.
 fn sim_nodes(c: &Cluster, count: usize, prefix: &str) -> Proc {
-    let child = Command::new(rkube_bin())
-        .args(["sim-nodes", "--count", &count.to_string(), "--name-prefix", prefix, "--kubeconfig"])
-        .arg(c.kubeconfig())
-        .env("RKUBE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start rkube sim-nodes");
-    let p = Proc(child);
-    let ok = eventually(WAIT, || {
-        let out = c.kubectl(&["get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name} {.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}"]);
-        out.stdout.lines().filter(|l| l.starts_with(prefix) && l.ends_with(" True")).count() == count
-    });
-    assert!(ok, "{count} sim nodes {prefix}* did not become Ready");
-    p
+    crate::harness::sim_nodes(c, prefix, count, &[])
 }
 
 fn pods(c: &Cluster, ns: &str, selector: &str) -> Vec<serde_json::Value> {
