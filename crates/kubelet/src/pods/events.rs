@@ -31,52 +31,45 @@ impl Recorder {
     /// Records an event about this kubelet's Node (upstream's nodeRef: kind Node, uid = the
     /// node name; cluster-scoped objects' events go to namespace `default`).
     pub fn node_event(&self, node: &str, type_: &str, reason: &str, message: &str) {
-        let now = crate::clock::now();
-        let event = Event {
-            metadata: ObjectMeta { name: Some(format!("{node}.{:x}", now.as_nanosecond())), namespace: Some("default".into()), ..Default::default() },
-            involved_object: ObjectReference {
-                kind: Some("Node".into()),
-                name: Some(node.into()),
-                uid: Some(node.into()),
-                ..Default::default()
-            },
-            reason: Some(reason.into()),
-            message: Some(message.into()),
-            type_: Some(type_.into()),
-            source: Some(EventSource { component: Some("kubelet".into()), host: Some(self.node.clone()) }),
-            reporting_component: Some("kubelet".into()),
-            reporting_instance: Some(self.node.clone()),
-            first_timestamp: Some(Time(now)),
-            last_timestamp: Some(Time(now)),
-            event_time: None,
-            count: Some(1),
-            action: None,
-            related: None,
-            series: None,
+        let involved = ObjectReference {
+            kind: Some("Node".into()),
+            name: Some(node.into()),
+            uid: Some(node.into()),
+            ..Default::default()
         };
-        let _ = self.tx.try_send(event);
+        self.record(node, "default", involved, type_, reason, message);
     }
 
     /// Records an event about `pod`; `container` sets the fieldPath (`spec.containers{c}`).
     pub fn pod_event(&self, pod: &Pod, container: Option<(&str, bool)>, type_: &str, reason: &str, message: &str) {
-        let now = crate::clock::now();
         let name = pod.metadata.name.clone().unwrap_or_default();
         let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
         let field_path = container.map(|(c, init)| match init {
             true => format!("spec.initContainers{{{c}}}"),
             false => format!("spec.containers{{{c}}}"),
         });
+        let involved = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some(name.clone()),
+            namespace: Some(ns.clone()),
+            uid: pod.metadata.uid.clone(),
+            resource_version: pod.metadata.resource_version.clone(),
+            field_path,
+        };
+        self.record(&name, &ns, involved, type_, reason, message);
+    }
+
+    /// Queues an event named `<object>.<hex time>` in `namespace`, sourced from this kubelet.
+    fn record(&self, object: &str, namespace: &str, involved: ObjectReference, type_: &str, reason: &str, message: &str) {
+        let now = crate::clock::now();
         let event = Event {
-            metadata: ObjectMeta { name: Some(format!("{name}.{:x}", now.as_nanosecond())), namespace: Some(ns.clone()), ..Default::default() },
-            involved_object: ObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Pod".into()),
-                name: Some(name),
-                namespace: Some(ns),
-                uid: pod.metadata.uid.clone(),
-                resource_version: pod.metadata.resource_version.clone(),
-                field_path,
+            metadata: ObjectMeta {
+                name: Some(format!("{object}.{:x}", now.as_nanosecond())),
+                namespace: Some(namespace.into()),
+                ..Default::default()
             },
+            involved_object: involved,
             reason: Some(reason.into()),
             message: Some(message.into()),
             type_: Some(type_.into()),

@@ -18,7 +18,6 @@ pub fn sim_nodes(c: &Cluster, prefix: &str, count: usize) -> Proc {
     crate::harness::sim_nodes(c, prefix, count, &[])
 }
 
-/// [`sim_nodes`] with extra `rkube sim-nodes` flags.
 const APP: &str = r#"
 apiVersion: apps/v1
 kind: Deployment
